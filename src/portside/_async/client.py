@@ -1,0 +1,54 @@
+"""``AsyncClient``: the async entry point of the SDK."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from portside._async._http import AsyncHTTP
+from portside._async.resources.keys import AsyncKeys
+from portside._config import ClientConfig
+from portside.types.common import Health
+
+
+class AsyncClient:
+    """Talks to a Portside server.
+
+    Arguments fall back to ``PORTSIDE_URL``, ``PORTSIDE_API_KEY``, ``PORTSIDE_TIMEOUT`` and
+    ``PORTSIDE_MAX_RETRIES``. Use it as a context manager, or call ``aclose()``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = ClientConfig.resolve(base_url, api_key, timeout, max_retries)
+        self._http = AsyncHTTP(self.config, transport=transport)
+        self.keys = AsyncKeys(self._http)
+
+    async def health(self) -> Health:
+        """Liveness of the server."""
+        return Health.model_validate(await self._http.json("GET", "/v1/health"))
+
+    async def ready(self) -> dict[str, Any]:
+        """Readiness of the server (store reachable, migrations current)."""
+        data: dict[str, Any] = await self._http.json("GET", "/v1/ready")
+        return data
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,1 @@
+# Generated from portside/_async by scripts/unasync.py. Do not edit.

@@ -1,0 +1,170 @@
+"""The ``portside`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from portside._version import __version__
+
+app = typer.Typer(help="Portside: a self-hosted runtime for AI agents.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys (needs an admin key).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+err = Console(stderr=True)
+
+UrlOpt = typer.Option(None, "--url", envvar="PORTSIDE_URL", help="Server URL.")
+KeyOpt = typer.Option(None, "--api-key", envvar="PORTSIDE_API_KEY", help="API key.")
+
+
+def client_from(url: str | None, api_key: str | None) -> Any:
+    """A sync SDK client from flags, env, or the local data dir's admin key."""
+    from portside import Client
+
+    return Client(base_url=url, api_key=api_key or _local_admin_key())
+
+
+def _local_admin_key() -> str | None:
+    path = Path(os.environ.get("PORTSIDE_DATA_DIR", ".portside")) / "admin_key"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def fail(exc: Exception) -> None:
+    """Print an SDK error and exit non-zero."""
+    err.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def version() -> None:
+    """Print the Portside version."""
+    console.print(__version__)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (PORTSIDE_HOST, default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (PORTSIDE_PORT, default 8321)."),
+    data_dir: Path = typer.Option(None, help="Data directory (PORTSIDE_DATA_DIR, default ./.portside)."),
+    database_url: str = typer.Option(None, help="SQLAlchemy URL (PORTSIDE_DATABASE_URL)."),
+    log_level: str = typer.Option(None, help="Log level (PORTSIDE_LOG_LEVEL)."),
+) -> None:
+    """Run the Portside server."""
+    import uvicorn
+
+    from portside.server.app import create_app
+    from portside.server.settings import Settings
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "host": host,
+            "port": port,
+            "data_dir": data_dir,
+            "database_url": database_url,
+            "log_level": log_level,
+        }.items()
+        if v is not None
+    }
+    settings = Settings(**overrides)
+    app_ = create_app(settings, configure_logs=True)
+
+    url = f"http://{settings.host}:{settings.port}"
+    config = uvicorn.Config(app_, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    original_startup = server.startup
+
+    async def _startup(sockets: Any = None) -> None:
+        await original_startup(sockets)
+        console.print(f"[bold green]Portside {__version__}[/bold green] serving on [bold]{url}[/bold]")
+        console.print(f"  docs:  {url}/docs    data: {settings.data_dir.resolve()}")
+        key = app_.state.admin_key
+        if key:
+            console.print(f"  admin API key: [bold]{key}[/bold]  (saved in {settings.data_dir / 'admin_key'})")
+        else:
+            console.print(f"  admin API key: see {settings.data_dir / 'admin_key'} (or PORTSIDE_API_KEY)")
+        sys.stdout.flush()
+
+    server.startup = _startup  # type: ignore[method-assign]
+    server.run()
+
+
+@app.command()
+def health(url: str = UrlOpt, api_key: str = KeyOpt) -> None:
+    """Check that a server is up."""
+    from portside import PortsideError
+
+    try:
+        with client_from(url, api_key) as c:
+            console.print_json(c.health().model_dump_json())
+    except PortsideError as exc:
+        fail(exc)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Argument(..., help="A label for the key."),
+    scope: list[str] = typer.Option(["read", "write"], "--scope", "-s", help="Scope; repeat for several."),
+    owner: str = typer.Option(None, help="Owner (principal) of the key; default: the name."),
+    url: str = UrlOpt,
+    api_key: str = KeyOpt,
+) -> None:
+    """Create an API key; its secret is printed once."""
+    from portside import PortsideError
+
+    try:
+        with client_from(url, api_key) as c:
+            key = c.keys.create(name=name, scopes=scope, owner=owner)
+    except PortsideError as exc:
+        fail(exc)
+        return
+    console.print(f"[bold]{key.key}[/bold]")
+    err.print(f"id {key.id}, scopes {','.join(key.scopes)} — store it now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(url: str = UrlOpt, api_key: str = KeyOpt) -> None:
+    """List API keys."""
+    from portside import PortsideError
+
+    try:
+        with client_from(url, api_key) as c:
+            keys = c.keys.list()
+    except PortsideError as exc:
+        fail(exc)
+        return
+    table = Table("id", "name", "prefix", "scopes", "owner", "revoked")
+    for k in keys:
+        table.add_row(k.id, k.name, k.prefix, ",".join(k.scopes), k.owner, "yes" if k.revoked else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, url: str = UrlOpt, api_key: str = KeyOpt) -> None:
+    """Revoke an API key."""
+    from portside import PortsideError
+
+    try:
+        with client_from(url, api_key) as c:
+            c.keys.revoke(key_id)
+    except PortsideError as exc:
+        fail(exc)
+    console.print(f"revoked {key_id}")
+
+
+def main() -> None:
+    """Entry point of the ``portside`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""API key management: ``/v1/keys`` (admin scope)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel, Field
+
+from portside.server.auth import Principal
+from portside.server.context import AppContext, get_ctx
+from portside.server.deps import current_principal, require
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(default="", max_length=200)
+    scopes: list[str] = Field(default_factory=lambda: ["read", "write"])
+    owner: str | None = Field(default=None, max_length=200)
+
+
+@router.post("", status_code=201)
+async def create_key(
+    body: KeyCreate, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("admin"))
+) -> dict[str, Any]:
+    """Create a key. The response is the only time its secret is shown."""
+    info, plaintext = await ctx.keys.create(body.name, body.scopes, body.owner or body.name or "user")
+    return {**asdict(info), "key": plaintext}
+
+
+@router.get("")
+async def list_keys(ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("admin"))) -> dict[str, Any]:
+    items = [asdict(k) for k in await ctx.keys.list()]
+    return {"items": items, "total": len(items)}
+
+
+@router.delete("/{key_id}")
+async def revoke_key(
+    key_id: str, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("admin"))
+) -> dict[str, Any]:
+    return asdict(await ctx.keys.revoke(key_id))
+
+
+@router.get("/me", include_in_schema=True)
+async def whoami(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
+    """The calling key's identity and scopes."""
+    return {
+        "key_id": principal.key_id,
+        "name": principal.name,
+        "owner": principal.owner,
+        "scopes": sorted(principal.scopes),
+    }
+
+
+def install(app: FastAPI, ctx: AppContext) -> None:
+    app.include_router(router)

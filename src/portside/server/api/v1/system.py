@@ -1,0 +1,50 @@
+"""Liveness and readiness: ``GET /v1/health`` and ``GET /v1/ready``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
+
+from portside import __version__
+from portside.server.context import AppContext, get_ctx
+
+router = APIRouter(prefix="/v1", tags=["system"])
+_STARTED = time.time()
+
+
+@router.get("/health")
+async def health(ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
+    """Liveness: the process serves requests. Lists configuration warnings."""
+    return {
+        "status": "ok",
+        "version": __version__,
+        "uptime_seconds": round(time.time() - _STARTED, 3),
+        "warnings": list(ctx.warnings),
+    }
+
+
+@router.get("/ready")
+async def ready(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
+    """Readiness: the store answers and its migrations are current."""
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        await ctx.db.ping()
+        checks["database"] = {"ok": True, "backend": "sqlite" if ctx.db.is_sqlite else "postgresql"}
+    except Exception as exc:  # the point is to report it
+        ok = False
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    if ok:
+        current, heads = await ctx.db.migration_state()
+        migrations_ok = current == heads
+        ok = ok and migrations_ok
+        checks["migrations"] = {"ok": migrations_ok, "current": sorted(current), "heads": sorted(heads)}
+    checks.update(ctx.readiness)
+    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+def install(app: FastAPI, ctx: AppContext) -> None:
+    app.include_router(router)

@@ -1,0 +1,68 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from portside import __version__
+from portside.server.areas import AREAS
+from portside.server.auth import KeyService
+from portside.server.context import AppContext
+from portside.server.http.errors import install_error_handlers
+from portside.server.http.middleware import IdempotencyMiddleware, RequestIdMiddleware
+from portside.server.logs import configure_logging
+from portside.server.settings import Settings
+from portside.server.store import Database
+
+log = logging.getLogger("portside.server")
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = False) -> FastAPI:
+    """Build a Portside server app. Nothing touches the store until the lifespan starts."""
+    settings = settings or Settings()
+    if configure_logs:
+        configure_logging(settings.log_level, json_lines=settings.log_json)
+    data_dir = settings.ensure_data_dir()
+    db = Database(settings.resolved_database_url)
+    ctx = AppContext(settings=settings, db=db, keys=KeyService(db))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.migrate()
+        admin_key = await ctx.keys.ensure_admin_key(data_dir, settings.api_key)
+        app.state.admin_key = admin_key
+        started = []
+        try:
+            for hook in ctx.on_start:
+                await hook()
+                started.append(hook)
+            yield
+        finally:
+            for hook in reversed(ctx.on_stop):
+                try:
+                    await hook()
+                except Exception:  # pragma: no cover - keep shutting down
+                    log.exception("error while stopping")
+            await db.dispose()
+
+    app = FastAPI(
+        title="Portside",
+        version=__version__,
+        description="Self-hosted runtime for AI agents.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    app.state.admin_key = None
+    install_error_handlers(app)
+    for name in AREAS:
+        importlib.import_module(name).install(app, ctx)
+    app.add_middleware(IdempotencyMiddleware, db_getter=lambda: ctx.db)
+    app.add_middleware(RequestIdMiddleware)
+    return app

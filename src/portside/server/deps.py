@@ -1,0 +1,44 @@
+"""FastAPI dependencies shared by the native routers: the caller and their scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, Request
+
+from portside.server.auth import Principal
+from portside.server.context import AppContext, get_ctx
+
+_ANONYMOUS_ADMIN = Principal(key_id="anonymous", name="auth disabled", owner="admin", scopes=frozenset({"admin"}))
+
+
+def bearer_token(request: Request) -> str | None:
+    """The key from ``Authorization: Bearer``, or ``X-API-Key`` as a fallback."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+async def current_principal(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
+    """The authenticated caller (401 without a valid key)."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    if not ctx.settings.auth_enabled:
+        principal = _ANONYMOUS_ADMIN
+    else:
+        principal = await ctx.keys.authenticate(bearer_token(request))
+    request.state.principal = principal
+    return principal
+
+
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """Dependency factory: the caller, who must hold ``scope`` (403 otherwise)."""
+
+    async def _dep(principal: Principal = Depends(current_principal)) -> Principal:
+        principal.require(scope)
+        return principal
+
+    return _dep

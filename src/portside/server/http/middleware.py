@@ -1,0 +1,230 @@
+"""Pure-ASGI middlewares: request ids with access logs, and idempotent POSTs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portside.server.clock import utcnow
+from portside.server.ids import new_id
+from portside.server.logs import request_id_var
+from portside.server.store import Database
+from portside.server.store.core_models import IdempotencyRow
+
+log = logging.getLogger("portside.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+_STALE_PENDING = timedelta(minutes=5)
+_NOT_STORED = {401, 403, 408, 429}
+
+
+class RequestIdMiddleware:
+    """Give every request an id (or keep the caller's), echo it back, and log the access."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"").decode("latin-1")
+        rid = incoming if incoming and len(incoming) <= 128 else new_id("req")
+        token = request_id_var.set(rid)
+        status = 0
+        started = time.perf_counter()
+
+        async def _send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER, rid.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
+            request_id_var.reset(token)
+
+
+def _json_error(status: int, code: str, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps(
+        {"error": {"code": code, "message": message, "details": {}, "request_id": request_id_var.get()}}
+    ).encode()
+    return status, [(b"content-type", b"application/json")], body
+
+
+class IdempotencyMiddleware:
+    """Run a POST carrying ``Idempotency-Key`` once; replay its stored response afterwards.
+
+    Keys are scoped to the caller's credentials, method and path. The same key with a
+    different body is a 409 ``idempotency_key_reused``; a key whose first request is
+    still running is a 409 ``idempotency_in_progress``. Responses of 5xx (and transient
+    4xx such as 401/429) are not stored, so a retry runs the request again.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        db_getter: Any,
+        prefixes: tuple[str, ...] = ("/v1/",),
+        exclude: tuple[str, ...] = ("/v1/keys",),
+    ) -> None:
+        self.app = app
+        self._db_getter = db_getter
+        self.prefixes = prefixes
+        self.exclude = exclude  # responses holding secrets are never stored
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not path.startswith(self.prefixes)
+            or path.startswith(self.exclude)
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
+        if not key:
+            await self.app(scope, receive, send)
+            return
+        if len(key) > 255:
+            await _send_raw(send, *_json_error(400, "validation_error", "Idempotency-Key is longer than 255"))
+            return
+        db: Database = self._db_getter()
+        body = await _read_body(receive)
+        credential = headers.get(b"authorization", b"") + b"|" + headers.get(b"x-api-key", b"")
+        key_scope = hashlib.sha256(credential + b"|POST|" + scope["path"].encode()).hexdigest()
+        request_hash = hashlib.sha256(body).hexdigest()
+
+        existing = await self._claim(db, key_scope, key, request_hash)
+        if existing is not None:
+            await _send_raw(send, *existing)
+            return
+
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+
+        async def _replay_receive() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def _capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                captured["body"].extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay_receive, _capture)
+        except BaseException:
+            await self._release(db, key_scope, key)
+            raise
+        status = int(captured["status"])
+        if status >= 500 or status in _NOT_STORED:
+            await self._release(db, key_scope, key)
+            return
+        stored_headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in captured["headers"]
+            if k.lower() in (b"content-type", b"location")
+        }
+        async with db.transaction() as s:
+            row = (
+                await s.execute(
+                    select(IdempotencyRow).where(IdempotencyRow.scope == key_scope, IdempotencyRow.key == key)
+                )
+            ).scalar_one_or_none()
+            if row is not None:
+                row.state = "completed"
+                row.status_code = status
+                row.headers = stored_headers
+                row.body = bytes(captured["body"])
+
+    async def _claim(
+        self, db: Database, key_scope: str, key: str, request_hash: str
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """Insert a pending record, or return the response to send instead of running."""
+        for _ in range(3):
+            async with db.session() as s:
+                row = (
+                    await s.execute(
+                        select(IdempotencyRow).where(IdempotencyRow.scope == key_scope, IdempotencyRow.key == key)
+                    )
+                ).scalar_one_or_none()
+            if row is not None:
+                if row.request_hash != request_hash:
+                    return _json_error(
+                        409,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request body",
+                    )
+                if row.state == "completed":
+                    hdrs = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in row.headers.items()]
+                    hdrs.append((b"idempotent-replayed", b"true"))
+                    return int(row.status_code or 200), hdrs, row.body or b""
+                if utcnow() - row.created_at < _STALE_PENDING:
+                    return _json_error(
+                        409, "idempotency_in_progress", "a request with this Idempotency-Key is still running"
+                    )
+                await self._release(db, key_scope, key)
+                continue
+            try:
+                async with db.transaction() as s:
+                    s.add(
+                        IdempotencyRow(
+                            scope=key_scope,
+                            key=key,
+                            request_hash=request_hash,
+                            state="pending",
+                            created_at=utcnow(),
+                            headers={},
+                            note="",
+                        )
+                    )
+                return None
+            except IntegrityError:
+                continue
+        return _json_error(409, "idempotency_in_progress", "a request with this Idempotency-Key is still running")
+
+    async def _release(self, db: Database, key_scope: str, key: str) -> None:
+        async with db.transaction() as s:
+            await s.execute(delete(IdempotencyRow).where(IdempotencyRow.scope == key_scope, IdempotencyRow.key == key))
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _send_raw(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

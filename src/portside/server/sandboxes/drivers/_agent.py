@@ -1,0 +1,292 @@
+"""In-sandbox exec agent (runs INSIDE the sandbox; stdlib only, Python 3.10+).
+
+Started once per sandbox as ``python -s agent.py '<json config>'``. It
+
+* applies the sandbox rlimits to itself (inherited by everything it starts),
+* starts one ipykernel (``-f <connection file>``) and keeps it alive,
+* serves JSON-lines requests on its stdin and answers on its stdout:
+
+  ``{"id": 1, "op": "exec", "cmd": "...", "cwd": "/workspace", "env": {}, "timeout": 5.0,
+  "max_output": 1048576}`` -> ``{"id": 1, "ok": true, "exit_code": 0, "stdout": "...", ...}``
+
+  other ops: ``ping``, ``signal_kernel`` (``sig``), ``restart_kernel``, ``kill_execs``, ``stats``.
+  Unsolicited events carry ``"event"`` instead of ``"id"``: ``ready`` and ``kernel_exit``.
+
+This file must not import anything from Portside: it is bind-mounted alone into the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import signal
+import sys
+import time
+from typing import Any
+
+_CONFIG: dict[str, Any] = {}
+_OUT_FD = -1
+_KERNEL: asyncio.subprocess.Process | None = None
+_KERNEL_WANTED = True
+_EXECS: dict[int, asyncio.subprocess.Process] = {}
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _send(msg: dict[str, Any]) -> None:
+    data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+    view = memoryview(data)
+    while view:
+        n = os.write(_OUT_FD, view)
+        view = view[n:]
+
+
+def _apply_rlimits(limits: dict[str, int]) -> None:
+    for name, value in limits.items():
+        rlim = getattr(resource, name, None)
+        if rlim is None or value is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(rlim, (value, value))
+
+
+def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = dict(_CONFIG.get("env") or {})
+    env.pop("JPY_PARENT_PID", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+async def _start_kernel() -> int:
+    global _KERNEL
+    conn = _CONFIG["connection_file"]
+    prefix = _CONFIG.get("ipc_prefix")
+    if prefix:
+        for i in range(1, 6):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{prefix}-{i}")
+    log_path = _CONFIG.get("kernel_log")
+    log = open(log_path, "ab") if log_path else open(os.devnull, "wb")  # noqa: SIM115
+    try:
+        _KERNEL = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-s",
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            conn,
+            "--HistoryManager.enabled=False",
+            "--IPKernelApp.quiet=True",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=_CONFIG["workspace"],
+            env=_child_env(None),
+        )
+    finally:
+        log.close()
+    proc = _KERNEL
+    asyncio.get_running_loop().create_task(_watch_kernel(proc))
+    return proc.pid
+
+
+async def _watch_kernel(proc: asyncio.subprocess.Process) -> None:
+    code = await proc.wait()
+    if proc is _KERNEL and _KERNEL_WANTED:
+        _send({"event": "kernel_exit", "code": code, "pid": proc.pid})
+
+
+async def _stop_kernel() -> None:
+    proc = _KERNEL
+    if proc is None or proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(proc.wait(), 5)
+
+
+def _limit_cpu() -> None:  # runs in the forked child before exec
+    cpu = _CONFIG.get("cpu_seconds")
+    if cpu:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 1))
+
+
+class _Capture:
+    """Reads a pipe into a capped buffer; keeps what it has if cancelled."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    async def run(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        while True:
+            chunk = await stream.read(65536)
+            if not chunk:
+                return
+            if self.size < self.cap:
+                self.chunks.append(chunk[: self.cap - self.size])
+            self.size += len(chunk)
+
+    @property
+    def text(self) -> str:
+        return b"".join(self.chunks).decode("utf-8", "replace")
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > self.cap
+
+
+def _killpg(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _op_exec(req: dict[str, Any]) -> dict[str, Any]:
+    started = time.monotonic()
+    timeout = float(req.get("timeout") or 30.0)
+    cap = int(req.get("max_output") or 1 << 20)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            _CONFIG.get("shell", "/bin/bash"),
+            "-c",
+            req["cmd"],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=req.get("cwd") or _CONFIG["workspace"],
+            env=_child_env(req.get("env")),
+            start_new_session=True,
+            preexec_fn=_limit_cpu,
+        )
+    except OSError as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    _EXECS[req["id"]] = proc
+    out, err = _Capture(cap), _Capture(cap)
+    readers = asyncio.gather(out.run(proc.stdout), err.run(proc.stderr))
+    timed_out = False
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except asyncio.TimeoutError:
+        timed_out = True
+        _killpg(proc)
+        await proc.wait()
+    finally:
+        _EXECS.pop(req["id"], None)
+    # Background children may keep the pipes open: take what is there, do not wait for them.
+    try:
+        await asyncio.wait_for(asyncio.shield(readers), 0.2)
+    except asyncio.TimeoutError:
+        readers.cancel()
+    code = proc.returncode if proc.returncode is not None else -9
+    return {
+        "ok": True,
+        "exit_code": code,
+        "stdout": out.text,
+        "stderr": err.text,
+        "timed_out": timed_out,
+        "truncated": out.truncated or err.truncated,
+        "duration_ms": int((time.monotonic() - started) * 1000),
+    }
+
+
+def _op_stats() -> dict[str, Any]:
+    rss = 0
+    cpu = 0.0
+    pids = 0
+    threads = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pids += 1
+        # fields after ")" start at index 0 == field 3 (state)
+        cpu += (int(stat[11]) + int(stat[12])) / _CLK_TCK
+        threads += int(stat[17])
+        rss += int(stat[21]) * _PAGE
+    return {"ok": True, "rss_bytes": rss, "cpu_seconds": round(cpu, 3), "pids": pids, "threads": threads}
+
+
+async def _handle(req: dict[str, Any]) -> None:
+    op = req.get("op")
+    try:
+        if op == "exec":
+            reply = await _op_exec(req)
+        elif op == "ping":
+            reply = {"ok": True, "kernel_pid": _KERNEL.pid if _KERNEL else None}
+        elif op == "signal_kernel":
+            if _KERNEL is not None and _KERNEL.returncode is None:
+                _KERNEL.send_signal(int(req.get("sig", signal.SIGINT)))
+            reply = {"ok": True}
+        elif op == "restart_kernel":
+            global _KERNEL_WANTED
+            _KERNEL_WANTED = False
+            await _stop_kernel()
+            _KERNEL_WANTED = True
+            reply = {"ok": True, "kernel_pid": await _start_kernel()}
+        elif op == "kill_execs":
+            for proc in list(_EXECS.values()):
+                _killpg(proc)
+            reply = {"ok": True}
+        elif op == "stats":
+            reply = _op_stats()
+        else:
+            reply = {"ok": False, "error": f"unknown op {op!r}"}
+    except Exception as exc:  # report, never die
+        reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    reply["id"] = req.get("id")
+    _send(reply)
+
+
+async def _main() -> None:
+    global _OUT_FD
+    _CONFIG.update(json.loads(sys.argv[1]))
+    # Keep the protocol pipes private: children get /dev/null as fds 0/1.
+    in_fd = os.dup(0)
+    _OUT_FD = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    _apply_rlimits(_CONFIG.get("rlimits") or {})
+    with contextlib.suppress(OSError):
+        os.chdir(_CONFIG["workspace"])
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=256 * 1024 * 1024)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", 0))
+    pid = await _start_kernel()
+    _send({"event": "ready", "kernel_pid": pid, "agent_pid": os.getpid()})
+    tasks: set[asyncio.Task[None]] = set()
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        try:
+            req = json.loads(line)
+        except ValueError:
+            continue
+        task = loop.create_task(_handle(req))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    # Host went away: take everything down.
+    global _KERNEL_WANTED
+    _KERNEL_WANTED = False
+    for proc in list(_EXECS.values()):
+        _killpg(proc)
+    await _stop_kernel()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

@@ -1,0 +1,51 @@
+"""Server configuration from ``PORTSIDE_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told. Defaults serve one user on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTSIDE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".portside"), description="Where the embedded store and files live.")
+    host: str = "127.0.0.1"
+    port: int = 8321
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default is SQLite in the data dir. "
+        "Use postgresql+asyncpg://... to scale out.",
+    )
+    api_key: str | None = Field(default=None, description="Admin key to use instead of a generated one.")
+    secret_key: str | None = Field(default=None, description="Key for data encrypted at rest (base64 or hex).")
+    log_level: str = "INFO"
+    log_json: bool = False
+    auth_enabled: bool = True
+    sandbox_driver: str = Field(default="bwrap", description="bwrap (isolated) or process (UNSAFE, no isolation).")
+    sandbox_warm_pool: int = 2
+    instance_name: str = "portside"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL actually used."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'portside.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data directory (0700) and return its absolute path."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.data_dir.chmod(0o700)
+        except OSError:  # pragma: no cover - foreign filesystem
+            pass
+        return self.data_dir.resolve()
