@@ -40,7 +40,8 @@ async def test_same_key_different_body_is_409(api: httpx.AsyncClient, counter: d
     await api.post("/v1/_test/count", json={"a": 1}, headers=h)
     r = await api.post("/v1/_test/count", json={"a": 2}, headers=h)
     assert r.status_code == 409
-    assert r.json()["error"]["code"] == "idempotency_key_reused"
+    assert r.json()["error"]["code"] == "conflict"
+    assert r.json()["error"]["details"]["reason"] == "idempotency_key_reused"
     assert counter["n"] == 1
 
 

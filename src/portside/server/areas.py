@@ -10,4 +10,5 @@ from __future__ import annotations
 AREAS: list[str] = [
     "portside.server.api.v1.system",
     "portside.server.api.v1.keys",
+    "portside.server.api.v1.sandboxes",
 ]

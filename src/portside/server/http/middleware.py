@@ -65,9 +65,11 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
-def _json_error(status: int, code: str, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def _json_error(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     body = json.dumps(
-        {"error": {"code": code, "message": message, "details": {}, "request_id": request_id_var.get()}}
+        {"error": {"code": code, "message": message, "details": details or {}, "request_id": request_id_var.get()}}
     ).encode()
     return status, [(b"content-type", b"application/json")], body
 
@@ -76,8 +78,9 @@ class IdempotencyMiddleware:
     """Run a POST carrying ``Idempotency-Key`` once; replay its stored response afterwards.
 
     Keys are scoped to the caller's credentials, method and path. The same key with a
-    different body is a 409 ``idempotency_key_reused``; a key whose first request is
-    still running is a 409 ``idempotency_in_progress``. Responses of 5xx (and transient
+    different body is a 409 ``conflict`` with ``details.reason`` ``idempotency_key_reused``;
+    a key whose first request is still running is a 409 with reason ``idempotency_in_progress``
+    (code ``conflict`` because Bay clients map codes, not statuses, to exceptions). Responses of 5xx (and transient
     4xx such as 401/429) are not stored, so a retry runs the request again.
     """
 
@@ -176,8 +179,9 @@ class IdempotencyMiddleware:
                 if row.request_hash != request_hash:
                     return _json_error(
                         409,
-                        "idempotency_key_reused",
+                        "conflict",
                         "this Idempotency-Key was used with a different request body",
+                        {"reason": "idempotency_key_reused"},
                     )
                 if row.state == "completed":
                     hdrs = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in row.headers.items()]
@@ -185,7 +189,10 @@ class IdempotencyMiddleware:
                     return int(row.status_code or 200), hdrs, row.body or b""
                 if utcnow() - row.created_at < _STALE_PENDING:
                     return _json_error(
-                        409, "idempotency_in_progress", "a request with this Idempotency-Key is still running"
+                        409,
+                        "conflict",
+                        "a request with this Idempotency-Key is still running",
+                        {"reason": "idempotency_in_progress"},
                     )
                 await self._release(db, key_scope, key)
                 continue
@@ -205,7 +212,12 @@ class IdempotencyMiddleware:
                 return None
             except IntegrityError:
                 continue
-        return _json_error(409, "idempotency_in_progress", "a request with this Idempotency-Key is still running")
+        return _json_error(
+            409,
+            "conflict",
+            "a request with this Idempotency-Key is still running",
+            {"reason": "idempotency_in_progress"},
+        )
 
     async def _release(self, db: Database, key_scope: str, key: str) -> None:
         async with db.transaction() as s:

@@ -57,9 +57,9 @@ def _check(size: int, overlap: int) -> None:
 
 
 def _cut(text: str, spans: Sequence[tuple[int, int]], lo: int, hi: int) -> int:
-    """Best end (exclusive unit index) in ``(lo, hi]`` for a window; ``hi`` if nothing better."""
+    """Best end (exclusive unit index) in ``[lo, hi]`` for a window; ``hi`` if nothing better."""
     best_sentence = best_gap = -1
-    for k in range(hi, lo, -1):
+    for k in range(hi, lo - 1, -1):
         prev_end, next_start = spans[k - 1][1], spans[k][0]
         if next_start <= prev_end:
             continue  # inside a word (sub-word tokens)
@@ -103,7 +103,10 @@ def chunk_text(
         chunks.append(Chunk(first_index + len(chunks), text[start:end], start + offset, end + offset, heading))
         if j >= n:
             break
-        i = max(j - overlap, i + 1)
+        nxt = max(j - overlap, i + 1)
+        while nxt < j and units[nxt][0] <= units[nxt - 1][1]:
+            nxt += 1  # start the overlap on a whole word, not a sub-word token
+        i = nxt
     return chunks
 
 
@@ -179,8 +182,15 @@ def chunk_markdown(
         if count > size:
             flush()
             chunks.extend(
-                chunk_text(piece, size=size, overlap=overlap, spans=span_fn, heading=section.heading,
-                           offset=section.start, first_index=len(chunks))
+                chunk_text(
+                    piece,
+                    size=size,
+                    overlap=overlap,
+                    spans=span_fn,
+                    heading=section.heading,
+                    offset=section.start,
+                    first_index=len(chunks),
+                )
             )
             continue
         if group_units + count > size:

@@ -74,13 +74,15 @@ def mean_pool(hidden: NDArray[np.float32], mask: NDArray[np.int64]) -> NDArray[n
     weights = mask[..., None].astype(np.float32)
     summed = (hidden * weights).sum(axis=1)
     counts = np.clip(weights.sum(axis=1), 1e-9, None)
-    return (summed / counts).astype(np.float32)
+    pooled: NDArray[np.float32] = (summed / counts).astype(np.float32)
+    return pooled
 
 
 def l2_normalize(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     """Scale each row to unit length (an all-zero row stays zero)."""
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+    unit: NDArray[np.float32] = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return unit
 
 
 def _packaged_model() -> tuple[Path, str | None]:
@@ -192,8 +194,9 @@ class MiniLMEmbedder:
 
             path, expected_sha = self._resolve_model()
             if expected_sha is not None and _sha256(path) != expected_sha:
-                raise Unavailable(f"embedding model file {path} is corrupt (sha256 mismatch)",
-                                  code="embedding_model_unavailable")
+                raise Unavailable(
+                    f"embedding model file {path} is corrupt (sha256 mismatch)", code="embedding_model_unavailable"
+                )
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = self._threads or _usable_cpus()
@@ -255,7 +258,8 @@ class MiniLMEmbedder:
 
     def embed_one(self, text: str) -> NDArray[np.float32]:
         """Embed one text; returns a ``(dim,)`` vector."""
-        return self.embed([text])[0]
+        row: NDArray[np.float32] = self.embed([text])[0]
+        return row
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
         assert self._tokenizer is not None and self._session is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm as UnsupportedAlgorithmError
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -98,8 +100,6 @@ def load_public_key(pem: str) -> ec.EllipticCurvePublicKey:
 
 def key_fingerprint(key: str | ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> str:
     """SchemaPin fingerprint ``sha256:<hex>`` of the DER SubjectPublicKeyInfo."""
-    import hashlib
-
     if isinstance(key, str):
         key = load_public_key(key)
     pub = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
@@ -415,5 +415,3 @@ def tool_schema_hash(tool: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of a tool's canonical JSON (re-exported for callers of this module)."""
     return schema_hash(tool)
 
-
-from cryptography.exceptions import UnsupportedAlgorithm as UnsupportedAlgorithmError  # noqa: E402

@@ -359,7 +359,7 @@ class KeyringBackend(SecretBackend):
 # --------------------------------------------------------------------------- HashiCorp Vault
 
 
-_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 class VaultBackend(SecretBackend):

@@ -11,6 +11,7 @@ from portside.server.store.base import Base
 #: Modules that define tables. An area adds its ``models`` module here.
 MODEL_MODULES: list[str] = [
     "portside.server.store.core_models",
+    "portside.server.sandboxes.models",
 ]
 
 

@@ -61,6 +61,10 @@ def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
+def _open_log(path: str | None) -> Any:
+    return open(path or os.devnull, "ab")
+
+
 async def _start_kernel() -> int:
     global _KERNEL
     conn = _CONFIG["connection_file"]
@@ -69,8 +73,7 @@ async def _start_kernel() -> int:
         for i in range(1, 6):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{prefix}-{i}")
-    log_path = _CONFIG.get("kernel_log")
-    log = open(log_path, "ab") if log_path else open(os.devnull, "wb")  # noqa: SIM115
+    log = _open_log(_CONFIG.get("kernel_log"))
     try:
         _KERNEL = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -199,10 +202,8 @@ async def _op_exec(req: dict[str, Any]) -> dict[str, Any]:
 
 
 def _op_stats() -> dict[str, Any]:
-    rss = 0
-    cpu = 0.0
-    pids = 0
-    threads = 0
+    """Usage of every process in the sandbox (pid namespace), or of the agent's descendants only."""
+    procs: dict[int, tuple[int, float, int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -211,12 +212,26 @@ def _op_stats() -> dict[str, Any]:
                 stat = fh.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        pids += 1
-        # fields after ")" start at index 0 == field 3 (state)
-        cpu += (int(stat[11]) + int(stat[12])) / _CLK_TCK
-        threads += int(stat[17])
-        rss += int(stat[21]) * _PAGE
-    return {"ok": True, "rss_bytes": rss, "cpu_seconds": round(cpu, 3), "pids": pids, "threads": threads}
+        # stat[0] is field 3 (state): ppid=1, utime=11, stime=12, num_threads=17, rss=21
+        cpu = (int(stat[11]) + int(stat[12])) / _CLK_TCK
+        procs[int(entry)] = (int(stat[1]), cpu, int(stat[17]), int(stat[21]) * _PAGE)
+    if _CONFIG.get("stats_scope") == "descendants":
+        keep = {os.getpid()}
+        changed = True
+        while changed:
+            changed = False
+            for pid, info in procs.items():
+                if pid not in keep and info[0] in keep:
+                    keep.add(pid)
+                    changed = True
+        procs = {pid: info for pid, info in procs.items() if pid in keep}
+    return {
+        "ok": True,
+        "rss_bytes": sum(p[3] for p in procs.values()),
+        "cpu_seconds": round(sum(p[1] for p in procs.values()), 3),
+        "pids": len(procs),
+        "threads": sum(p[2] for p in procs.values()),
+    }
 
 
 async def _handle(req: dict[str, Any]) -> None:

@@ -139,8 +139,8 @@ class SandboxHandle(abc.ABC):
     async def stats(self) -> SandboxStats:
         """Resource usage of the sandbox."""
 
-    def rebind(self, sandbox_id: str, workspace: Path) -> None:
-        """Give a pooled sandbox its identity (the pool has already moved the workspace directory)."""
+    async def adopt(self, sandbox_id: str, workspace: Path) -> None:
+        """Give a pooled sandbox its identity once the pool has moved its workspace directory."""
         self.spec = self.spec.model_copy(update={"sandbox_id": sandbox_id, "workspace": workspace})
 
 

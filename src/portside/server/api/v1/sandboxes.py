@@ -1,0 +1,389 @@
+"""Sandboxes, profiles, cargo, files and history: the native API, which is also the Bay API.
+
+shipyard-neo-sdk 0.2.0 speaks exactly these routes and shapes (see docs/wire/shipyard.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from portside.server.auth import Principal
+from portside.server.context import AppContext, get_ctx
+from portside.server.deps import require
+from portside.server.errors import InvalidInput
+from portside.server.sandboxes import files
+from portside.server.sandboxes.drivers import create_driver
+from portside.server.sandboxes.drivers.pool import WarmPool
+from portside.server.sandboxes.profiles import ProfileRegistry
+from portside.server.sandboxes.runtime import RuntimeManager
+from portside.server.sandboxes.schemas import (
+    CargoInfo,
+    CargoList,
+    ExecutionEntry,
+    ExecutionList,
+    FileInfo,
+    HistoryQuery,
+    PythonExecResult,
+    SandboxInfo,
+    SandboxList,
+    ShellExecResult,
+)
+from portside.server.sandboxes.service import SandboxService
+
+log = logging.getLogger("portside.sandboxes")
+router = APIRouter(prefix="/v1", tags=["sandboxes"])
+Reader = Depends(require("read"))
+Writer = Depends(require("write"))
+
+
+def svc(ctx: AppContext = Depends(get_ctx)) -> SandboxService:
+    return ctx.service("sandboxes", SandboxService)
+
+
+class CreateSandbox(BaseModel):
+    profile: str = "python-default"
+    cargo_id: str | None = None
+    ttl: int | None = Field(default=None, ge=0, description="Seconds; null or 0 means no expiry.")
+
+
+class ExtendTTL(BaseModel):
+    extend_by: int = Field(..., ge=1)
+
+
+class PythonExec(BaseModel):
+    code: str
+    timeout: int = Field(default=30, ge=1, le=3600)
+    include_code: bool = False
+    description: str | None = None
+    tags: str | None = None
+
+
+class ShellExec(BaseModel):
+    command: str
+    timeout: int = Field(default=30, ge=1, le=3600)
+    cwd: str | None = None
+    include_code: bool = False
+    description: str | None = None
+    tags: str | None = None
+
+
+class FileWrite(BaseModel):
+    path: str
+    content: str
+    encoding: str = Field(default="utf-8", description="utf-8, or base64 for binary content.")
+
+
+class Annotate(BaseModel):
+    description: str | None = None
+    tags: str | None = None
+    notes: str | None = None
+
+
+class CreateCargo(BaseModel):
+    size_limit_mb: int | None = Field(default=None, ge=1, le=65536)
+
+
+# ---------------------------------------------------------------- profiles
+
+
+@router.get("/profiles")
+async def list_profiles(
+    detail: bool = False, s: SandboxService = Depends(svc), _: Principal = Reader
+) -> dict[str, Any]:
+    """The sandbox presets this server offers."""
+    return {"items": [p.to_wire(detail=detail) for p in s.profiles.all()]}
+
+
+# ---------------------------------------------------------------- sandboxes
+
+
+@router.post("/sandboxes", status_code=201, response_model=SandboxInfo)
+async def create_sandbox(
+    body: CreateSandbox | None = None, s: SandboxService = Depends(svc), caller: Principal = Writer
+) -> SandboxInfo:
+    body = body or CreateSandbox()
+    return await s.create(caller, profile=body.profile, ttl=body.ttl, cargo_id=body.cargo_id)
+
+
+@router.get("/sandboxes", response_model=SandboxList)
+async def list_sandboxes(
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = None,
+    status: str | None = None,
+    s: SandboxService = Depends(svc),
+    caller: Principal = Reader,
+) -> SandboxList:
+    return await s.list(caller, limit=limit, cursor=cursor, status=status)
+
+
+@router.get("/sandboxes/{sandbox_id}", response_model=SandboxInfo)
+async def get_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Reader) -> SandboxInfo:
+    return await s.get(caller, sandbox_id)
+
+
+@router.post("/sandboxes/{sandbox_id}/stop")
+async def stop_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> Response:
+    await s.stop(caller, sandbox_id)
+    return Response(status_code=204)
+
+
+@router.delete("/sandboxes/{sandbox_id}")
+async def delete_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> Response:
+    await s.delete(caller, sandbox_id)
+    return Response(status_code=204)
+
+
+@router.post("/sandboxes/{sandbox_id}/extend_ttl", response_model=SandboxInfo)
+async def extend_ttl(
+    sandbox_id: str, body: ExtendTTL, s: SandboxService = Depends(svc), caller: Principal = Writer
+) -> SandboxInfo:
+    return await s.extend_ttl(caller, sandbox_id, body.extend_by)
+
+
+@router.post("/sandboxes/{sandbox_id}/keepalive", response_model=SandboxInfo)
+async def keepalive(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> SandboxInfo:
+    return await s.keepalive(caller, sandbox_id)
+
+
+# ---------------------------------------------------------------- execution
+
+
+@router.post("/sandboxes/{sandbox_id}/python/exec", response_model=PythonExecResult)
+async def exec_python(
+    sandbox_id: str, body: PythonExec, s: SandboxService = Depends(svc), caller: Principal = Writer
+) -> PythonExecResult:
+    return await s.exec_python(
+        caller, sandbox_id, body.code, timeout=body.timeout, include_code=body.include_code,
+        description=body.description, tags=body.tags,
+    )
+
+
+@router.post("/sandboxes/{sandbox_id}/shell/exec", response_model=ShellExecResult)
+async def exec_shell(
+    sandbox_id: str, body: ShellExec, s: SandboxService = Depends(svc), caller: Principal = Writer
+) -> ShellExecResult:
+    return await s.exec_shell(
+        caller, sandbox_id, body.command, cwd=body.cwd, timeout=body.timeout, include_code=body.include_code,
+        description=body.description, tags=body.tags,
+    )
+
+
+# ---------------------------------------------------------------- files
+
+
+async def _fs(sandbox_id: str, s: SandboxService, caller: Principal) -> tuple[Any, int]:
+    return await s.files_of(caller, sandbox_id)
+
+
+async def _blocking(fn: Any, *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except Exception as exc:  # OS errors on user paths become clean 4xx
+        raise files.ensure_error_free(exc) from exc
+
+
+@router.get("/sandboxes/{sandbox_id}/filesystem/files")
+async def read_file(
+    sandbox_id: str, path: str, s: SandboxService = Depends(svc), caller: Principal = Reader
+) -> dict[str, Any]:
+    """A text file's content (UTF-8; undecodable bytes are replaced — use download for binary)."""
+    ws, _ = await _fs(sandbox_id, s, caller)
+    data: bytes = await _blocking(files.read_bytes, ws, path, s.max_file_bytes)
+    return {"path": path, "content": data.decode("utf-8", errors="replace"), "size": len(data)}
+
+
+@router.put("/sandboxes/{sandbox_id}/filesystem/files")
+async def write_file(
+    sandbox_id: str, body: FileWrite, s: SandboxService = Depends(svc), caller: Principal = Writer
+) -> dict[str, Any]:
+    ws, limit = await _fs(sandbox_id, s, caller)
+    if body.encoding == "base64":
+        import base64
+        import binascii
+
+        try:
+            content = base64.b64decode(body.content, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidInput("content is not valid base64") from exc
+    elif body.encoding in ("utf-8", "utf8"):
+        content = body.content.encode()
+    else:
+        raise InvalidInput("encoding must be utf-8 or base64", details={"encoding": body.encoding})
+    await _blocking(files.write_bytes, ws, body.path, content, limit, s.max_file_bytes)
+    return {"path": body.path, "size": len(content)}
+
+
+@router.get("/sandboxes/{sandbox_id}/filesystem/directories")
+async def list_dir(
+    sandbox_id: str, path: str = ".", s: SandboxService = Depends(svc), caller: Principal = Reader
+) -> dict[str, Any]:
+    ws, _ = await _fs(sandbox_id, s, caller)
+    entries: list[FileInfo] = await _blocking(files.list_dir, ws, path)
+    return {"path": path, "entries": [e.model_dump(mode="json") for e in entries]}
+
+
+@router.delete("/sandboxes/{sandbox_id}/filesystem/files")
+async def delete_file(
+    sandbox_id: str, path: str, s: SandboxService = Depends(svc), caller: Principal = Writer
+) -> Response:
+    ws, _ = await _fs(sandbox_id, s, caller)
+    await _blocking(files.delete, ws, path)
+    return Response(status_code=204)
+
+
+@router.post("/sandboxes/{sandbox_id}/filesystem/upload")
+async def upload(
+    sandbox_id: str,
+    file: UploadFile = File(...),
+    path: str = Form(...),
+    s: SandboxService = Depends(svc),
+    caller: Principal = Writer,
+) -> dict[str, Any]:
+    """Multipart upload (field ``file`` and form field ``path``); binary-safe."""
+    ws, limit = await _fs(sandbox_id, s, caller)
+    size = file.size if file.size is not None else 0
+    if size > s.max_file_bytes:
+        raise files.PayloadTooLarge(
+            f"file of {size} bytes exceeds the {s.max_file_bytes}-byte limit", details={"size": size}
+        )
+    content = await file.read(s.max_file_bytes + 1)
+    await _blocking(files.write_bytes, ws, path, content, limit, s.max_file_bytes)
+    return {"path": path, "size": len(content)}
+
+
+@router.get("/sandboxes/{sandbox_id}/filesystem/download")
+async def download(
+    sandbox_id: str, path: str, s: SandboxService = Depends(svc), caller: Principal = Reader
+) -> StreamingResponse:
+    """The file's bytes, streamed."""
+    ws, _ = await _fs(sandbox_id, s, caller)
+    size, chunks = await files.stream_file(ws, path)
+    name = path.rsplit("/", 1)[-1] or "download"
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(size), "Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# ---------------------------------------------------------------- history
+
+
+@router.get("/sandboxes/{sandbox_id}/history", response_model=ExecutionList)
+async def history(
+    sandbox_id: str,
+    q: HistoryQuery = Depends(),
+    s: SandboxService = Depends(svc),
+    caller: Principal = Reader,
+) -> ExecutionList:
+    await s.get(caller, sandbox_id)
+    return await s.history.query(sandbox_id, q)
+
+
+@router.get("/sandboxes/{sandbox_id}/history/last", response_model=ExecutionEntry)
+async def last_execution(
+    sandbox_id: str, exec_type: str | None = None, s: SandboxService = Depends(svc), caller: Principal = Reader
+) -> ExecutionEntry:
+    await s.get(caller, sandbox_id)
+    return ExecutionEntry.of(await s.history.last(sandbox_id, exec_type))
+
+
+@router.get("/sandboxes/{sandbox_id}/history/{execution_id}", response_model=ExecutionEntry)
+async def get_execution(
+    sandbox_id: str, execution_id: str, s: SandboxService = Depends(svc), caller: Principal = Reader
+) -> ExecutionEntry:
+    await s.get(caller, sandbox_id)
+    return ExecutionEntry.of(await s.history.get(sandbox_id, execution_id))
+
+
+@router.patch("/sandboxes/{sandbox_id}/history/{execution_id}", response_model=ExecutionEntry)
+async def annotate_execution(
+    sandbox_id: str, execution_id: str, body: Annotate, s: SandboxService = Depends(svc), caller: Principal = Writer
+) -> ExecutionEntry:
+    await s.get(caller, sandbox_id)
+    row = await s.history.annotate(
+        sandbox_id, execution_id, description=body.description, tags=body.tags, notes=body.notes
+    )
+    return ExecutionEntry.of(row)
+
+
+# ---------------------------------------------------------------- cargo
+
+
+@router.post("/cargos", status_code=201, response_model=CargoInfo)
+async def create_cargo(
+    body: CreateCargo | None = None, s: SandboxService = Depends(svc), caller: Principal = Writer
+) -> CargoInfo:
+    return await s.create_cargo(caller, size_limit_mb=(body or CreateCargo()).size_limit_mb)
+
+
+@router.get("/cargos", response_model=CargoList)
+async def list_cargos(
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = None,
+    managed: bool | None = None,
+    s: SandboxService = Depends(svc),
+    caller: Principal = Reader,
+) -> CargoList:
+    return await s.list_cargos(caller, limit=limit, cursor=cursor, managed=managed)
+
+
+@router.get("/cargos/{cargo_id}", response_model=CargoInfo)
+async def get_cargo(cargo_id: str, s: SandboxService = Depends(svc), caller: Principal = Reader) -> CargoInfo:
+    return await s.get_cargo(caller, cargo_id)
+
+
+@router.delete("/cargos/{cargo_id}")
+async def delete_cargo(cargo_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> Response:
+    await s.delete_cargo(caller, cargo_id)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def install(app: FastAPI, ctx: AppContext) -> None:
+    """Build the sandbox service (driver, warm pool, runtimes) and mount the routes."""
+    settings = ctx.settings
+    driver = create_driver(settings.sandbox_driver)
+    if not driver.isolated:
+        warning = (
+            f"sandbox driver '{driver.name}' gives NO isolation: code runs as the server's user "
+            "with full access to this machine. Never use it with untrusted code."
+        )
+        ctx.warnings.append(warning)
+        log.warning(warning)
+    pool: WarmPool | None = None
+    profiles = ProfileRegistry()
+    if settings.sandbox_warm_pool > 0:
+        pool = WarmPool(driver, settings.data_dir.resolve() / "pool", size=settings.sandbox_warm_pool)
+        pool.add_profile(profiles.get("python-default").resources)
+    runtimes = RuntimeManager(driver, pool)
+    service = SandboxService(ctx.db, settings, runtimes, profiles)
+    ctx.services["sandboxes"] = service
+    ctx.readiness["sandbox_driver"] = {"name": driver.name, "isolated": driver.isolated}
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def _start() -> None:
+        await service.recover()
+        if pool is not None:
+            await pool.start()
+        tasks.append(asyncio.create_task(service.run_reaper(stop)))
+
+    async def _stop() -> None:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runtimes.close()
+
+    ctx.on_start.append(_start)
+    ctx.on_stop.append(_stop)
+    app.include_router(router)

@@ -1,0 +1,1 @@
+"""Sandboxes: lifecycle service and isolation drivers."""

@@ -1,0 +1,489 @@
+"""Host side of a running sandbox: the agent process, its JSON-lines RPC and the kernel client.
+
+Both drivers share this: the bwrap driver wraps the agent command in bubblewrap, the process driver runs it
+bare. One agent process per sandbox starts the kernel and runs shell commands, so no call spawns a sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import time
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+
+from portside.server.errors import InvalidInput, Unavailable
+
+from .base import WORKSPACE_MOUNT, PythonResult, SandboxHandle, SandboxSpec, SandboxStats, ShellResult
+from .limits import Cgroup
+from .paths import resolve_in_workspace
+
+log = logging.getLogger(__name__)
+
+AGENT_SOURCE = Path(__file__).with_name("_agent.py")
+IPC_PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+INTERRUPT_GRACE_S = 3.0
+MAX_OUTPUT = 1 << 20
+
+
+def strip_ansi(text: str) -> str:
+    """Remove terminal colour codes (IPython tracebacks are coloured)."""
+    return _ANSI.sub("", text)
+
+
+def new_runtime_dir(root: Path) -> Path:
+    """A fresh private directory for one sandbox's connection file and ipc sockets (short path: AF_UNIX)."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = root / secrets.token_hex(5)
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _open_append(path: Path) -> Any:
+    return open(path, "ab")
+
+
+def real_path(path: Path) -> Path:
+    """``path`` with symlinks resolved (non-strict)."""
+    return Path(os.path.realpath(path))
+
+
+def connection_info(ipc_prefix: str, key: str) -> dict[str, Any]:
+    return {"transport": "ipc", "ip": ipc_prefix, "key": key, "signature_scheme": "hmac-sha256", **IPC_PORTS}
+
+
+def check_env(env: dict[str, str] | None) -> dict[str, str]:
+    """Validate caller-supplied environment variables."""
+    out: dict[str, str] = {}
+    for name, value in (env or {}).items():
+        if not _ENV_NAME.match(name) or "\x00" in str(value):
+            raise InvalidInput(f"invalid environment variable {name!r}", code="invalid_env")
+        out[name] = str(value)
+    return out
+
+
+class AgentSandbox(SandboxHandle):
+    """A sandbox run by one agent process (bwrap-wrapped or bare)."""
+
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        *,
+        argv: list[str],
+        runtime_dir: Path,
+        inside_workspace: str,
+        host_ipc_prefix: str,
+        key: str,
+        cgroup: Cgroup | None = None,
+        process_env: dict[str, str] | None = None,
+        graceful_stop: bool = False,
+    ) -> None:
+        self.spec = spec
+        self._argv = argv
+        self._runtime_dir = runtime_dir
+        self._inside_workspace = inside_workspace
+        self._host_ipc_prefix = host_ipc_prefix
+        self._key = key
+        self._cgroup = cgroup
+        self._process_env = process_env
+        self._graceful_stop = graceful_stop
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
+        self._ready: asyncio.Future[dict[str, Any]] | None = None
+        self._kernel_dead = asyncio.Event()
+        self._kc: AsyncKernelClient | None = None
+        self._py_lock = asyncio.Lock()
+        self._stopped = False
+        self._started_at = time.monotonic()
+        self._fresh_kernel = True
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def launch(self, timeout: float = 30.0) -> None:
+        """Start the agent and wait until the kernel answers; cleans up on failure."""
+        try:
+            await asyncio.wait_for(self._launch(), timeout)
+        except BaseException as exc:
+            detail = self._log_tail()
+            await self.stop()
+            if isinstance(exc, asyncio.TimeoutError):
+                raise Unavailable(
+                    f"sandbox did not start within {timeout:.0f}s: {detail}", code="sandbox_start_failed"
+                ) from exc
+            if isinstance(exc, Exception):
+                raise Unavailable(f"sandbox failed to start: {exc}; {detail}", code="sandbox_start_failed") from exc
+            raise
+
+    async def _launch(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        errlog = _open_append(self._runtime_dir / "agent.log")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errlog,
+                start_new_session=True,
+                env=self._process_env,
+                limit=256 * 1024 * 1024,
+            )
+        finally:
+            errlog.close()
+        self._started_at = time.monotonic()
+        self._reader = loop.create_task(self._read_loop())
+        await self._ready
+        await self._connect_kernel()
+
+    async def _connect_kernel(self) -> None:
+        # ipc sockets appear when the kernel binds; connecting earlier costs a 100 ms zmq reconnect.
+        sockets = [Path(f"{self._host_ipc_prefix}-{p}") for p in IPC_PORTS.values() if p != 3]
+        while not all(s.exists() for s in sockets):
+            if self._kernel_dead.is_set() or not self.alive:
+                raise Unavailable("kernel exited during start", code="sandbox_start_failed")
+            await asyncio.sleep(0.005)
+        kc = AsyncKernelClient()
+        kc.load_connection_info(connection_info(self._host_ipc_prefix, self._key))  # type: ignore[arg-type]
+        kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
+        self._kc = kc
+        # kernel_info until the shell answers and iopub (slow joiner) delivers its status messages.
+        while True:
+            msg_id = kc.kernel_info()
+            got_reply = False
+            with contextlib.suppress(Empty):
+                reply = await kc.get_shell_msg(timeout=0.5)
+                got_reply = reply["parent_header"].get("msg_id") == msg_id
+            if got_reply:
+                try:
+                    while True:
+                        msg = await kc.get_iopub_msg(timeout=0.05)
+                        if msg["parent_header"].get("msg_id") == msg_id:
+                            break
+                except Empty:
+                    continue
+                break
+            if self._kernel_dead.is_set() or not self.alive:
+                raise Unavailable("kernel exited during start", code="sandbox_start_failed")
+        with contextlib.suppress(Empty):
+            while True:
+                await kc.get_iopub_msg(timeout=0.01)
+
+    async def _read_loop(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        stdout = self._proc.stdout
+        try:
+            while True:
+                line = await stdout.readline()
+                if not line:
+                    break
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if "event" in msg:
+                    self._on_event(msg)
+                    continue
+                fut = self._pending.pop(msg.get("id", -1), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+        finally:
+            err = Unavailable("sandbox agent exited", code="sandbox_gone")
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(err)
+            self._pending.clear()
+            self._kernel_dead.set()
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(err)
+
+    def _on_event(self, msg: dict[str, Any]) -> None:
+        if msg["event"] == "ready":
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(msg)
+        elif msg["event"] == "kernel_exit":
+            log.info("sandbox %s: kernel exited (%s)", self.sandbox_id, msg.get("code"))
+            self._kernel_dead.set()
+
+    async def _call(self, op: str, rpc_timeout: float = 10.0, **params: Any) -> dict[str, Any]:
+        proc = self._proc
+        if proc is None or proc.stdin is None or not self.alive:
+            raise Unavailable("sandbox is not running", code="sandbox_gone")
+        self._next_id += 1
+        req_id = self._next_id
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        proc.stdin.write(json.dumps({"id": req_id, "op": op, **params}).encode() + b"\n")
+        try:
+            await proc.stdin.drain()
+            return await asyncio.wait_for(fut, rpc_timeout)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise Unavailable("sandbox is not running", code="sandbox_gone") from exc
+        except asyncio.TimeoutError as exc:
+            raise Unavailable(f"sandbox agent did not answer {op!r}", code="sandbox_unresponsive") from exc
+        finally:
+            self._pending.pop(req_id, None)
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped and self._proc is not None and self._proc.returncode is None
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._kc is not None:
+            self._kc.stop_channels()
+            self._kc = None
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            if self._graceful_stop and proc.stdin is not None:
+                # No pid namespace or cgroup to sweep (process driver): let the agent reap its children.
+                proc.stdin.close()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 3)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._cgroup is not None:
+            await asyncio.to_thread(self._cgroup.remove)
+        shutil.rmtree(self._runtime_dir, ignore_errors=True)
+
+    def _log_tail(self) -> str:
+        try:
+            data = (self._runtime_dir / "agent.log").read_bytes()[-2000:]
+            kdata = b""
+            with contextlib.suppress(OSError):
+                kdata = (self._runtime_dir / "kernel.log").read_bytes()[-2000:]
+            return (data + kdata).decode("utf-8", "replace").strip() or "no diagnostics"
+        except OSError:
+            return "no diagnostics"
+
+    # -- python --------------------------------------------------------------------------------------
+    async def _restart_kernel(self) -> None:
+        if self._kc is not None:
+            self._kc.stop_channels()
+            self._kc = None
+        self._kernel_dead.clear()
+        # The agent removes the old ipc sockets before it starts the new kernel.
+        await self._call("restart_kernel", rpc_timeout=15)
+        await asyncio.wait_for(self._connect_kernel(), 30)
+        self._fresh_kernel = True
+
+    async def exec_python(self, code: str, timeout: float = 30.0) -> PythonResult:
+        async with self._py_lock:
+            if not self.alive:
+                raise Unavailable("sandbox is not running", code="sandbox_gone")
+            if self._kernel_dead.is_set() or self._kc is None:
+                await self._restart_kernel()
+            if self._fresh_kernel:
+                self._fresh_kernel = False
+                code_env = f"import os as _o; _o.environ.update({self._identity_env()!r}); del _o"
+                await self._exec_python(code_env, 10.0, silent=True)
+            return await self._exec_python(code, timeout)
+
+    async def _exec_python(self, code: str, timeout: float, silent: bool = False) -> PythonResult:
+        kc = self._kc
+        assert kc is not None
+        started = time.monotonic()
+        msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True)
+        stdout: list[str] = []
+        stderr: list[str] = []
+        displays: list[dict[str, Any]] = []
+        data: dict[str, Any] = {}
+        result_text: str | None = None
+        count: int | None = None
+        ename = evalue = None
+        traceback = ""
+        timed_out = False
+        note = ""
+        deadline = started + timeout
+        idle = False
+        while not idle:
+            if self._kernel_dead.is_set():
+                note = "the kernel died (out of memory?) and was restarted; Python state was lost"
+                await self._restart_kernel()
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if not timed_out:
+                    timed_out = True
+                    await self._signal_kernel(signal.SIGINT)
+                    deadline = time.monotonic() + INTERRUPT_GRACE_S
+                    continue
+                note = "the kernel did not stop after an interrupt and was restarted; Python state was lost"
+                await self._restart_kernel()
+                break
+            try:
+                msg = await kc.get_iopub_msg(timeout=min(remaining, 0.25))
+            except Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            content = msg["content"]
+            if kind == "stream":
+                (stdout if content.get("name") == "stdout" else stderr).append(content.get("text", ""))
+            elif kind in ("execute_result", "display_data"):
+                bundle = dict(content.get("data") or {})
+                displays.append(bundle)
+                data = bundle
+                if kind == "execute_result":
+                    result_text = bundle.get("text/plain")
+                    count = content.get("execution_count")
+            elif kind == "error":
+                ename, evalue = content.get("ename"), content.get("evalue")
+                traceback = strip_ansi("\n".join(content.get("traceback") or []))
+            elif kind == "execute_input":
+                count = content.get("execution_count", count)
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+        if idle and self._kc is kc:
+            with contextlib.suppress(Empty):
+                while True:  # consume the matching execute_reply so the shell queue stays empty
+                    reply = await kc.get_shell_msg(timeout=1.0)
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        count = reply["content"].get("execution_count", count)
+                        break
+        errors: list[str] = []
+        if stderr:
+            errors.append("".join(stderr))
+        if timed_out:
+            errors.append(f"TimeoutError: execution exceeded {timeout:g}s and was interrupted")
+            ename, evalue = "TimeoutError", f"execution exceeded {timeout:g}s"
+        elif traceback:
+            errors.append(traceback)
+        if note:
+            errors.append(note)
+            ename = ename or "KernelDied"
+            evalue = evalue or note
+        failed = timed_out or bool(note) or ename is not None
+        images = [str(d["image/png"]) for d in displays if "image/png" in d]
+        return PythonResult(
+            success=not failed,
+            output="".join(stdout),
+            error="\n".join(e.rstrip("\n") for e in errors) or None,
+            stderr="".join(stderr),
+            data=data,
+            displays=displays,
+            images=images,
+            result=result_text,
+            execution_count=count,
+            ename=ename,
+            evalue=evalue,
+            timed_out=timed_out,
+            execution_time_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    async def _signal_kernel(self, sig: int) -> None:
+        with contextlib.suppress(Unavailable):
+            await self._call("signal_kernel", sig=int(sig))
+
+    # -- shell ---------------------------------------------------------------------------------------
+    def _inside_cwd(self, cwd: str | None) -> str:
+        if cwd is None or cwd.strip() in ("", ".", self._inside_workspace):
+            return self._inside_workspace
+        host = resolve_in_workspace(self.spec.workspace, cwd)
+        if not host.is_dir():
+            raise InvalidInput(f"cwd {cwd!r} is not a directory in the workspace", code="invalid_path")
+        rel = host.relative_to(os.path.realpath(self.spec.workspace)).as_posix()
+        return self._inside_workspace if rel == "." else f"{self._inside_workspace}/{rel}"
+
+    async def exec_shell(
+        self,
+        command: str,
+        cwd: str | None = None,
+        timeout: float = 30.0,
+        env: dict[str, str] | None = None,
+    ) -> ShellResult:
+        if "\x00" in command:
+            raise InvalidInput("command contains a NUL byte", code="validation_error")
+        inside = self._inside_cwd(cwd)
+        started = time.monotonic()
+        reply = await self._call(
+            "exec",
+            rpc_timeout=timeout + 15,
+            cmd=command,
+            cwd=inside,
+            env={**self._identity_env(), **check_env(env)},
+            timeout=timeout,
+            max_output=MAX_OUTPUT,
+        )
+        if not reply.get("ok"):
+            return ShellResult(
+                exit_code=127,
+                stderr=str(reply.get("error", "exec failed")),
+                success=False,
+                execution_time_ms=int((time.monotonic() - started) * 1000),
+            )
+        code = int(reply["exit_code"])
+        timed_out = bool(reply.get("timed_out"))
+        return ShellResult(
+            exit_code=code,
+            stdout=reply.get("stdout", ""),
+            stderr=reply.get("stderr", ""),
+            success=code == 0 and not timed_out,
+            timed_out=timed_out,
+            truncated=bool(reply.get("truncated")),
+            execution_time_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    def _identity_env(self) -> dict[str, str]:
+        env = {"PORTSIDE_SANDBOX_ID": self.sandbox_id}
+        if self._inside_workspace != WORKSPACE_MOUNT:
+            env["PORTSIDE_WORKSPACE"] = self._inside_workspace
+        return env
+
+    async def adopt(self, sandbox_id: str, workspace: Path) -> None:
+        old = self.spec.workspace
+        await super().adopt(sandbox_id, real_path(workspace))
+        if self._inside_workspace == str(old):  # unisolated: the inside path is the host path
+            self._inside_workspace = str(self.spec.workspace)
+        code = f"import os as _o; _o.environ.update({self._identity_env()!r}); del _o"
+        async with self._py_lock:
+            if self._kc is not None and not self._kernel_dead.is_set():
+                await self._exec_python(code, 10.0, silent=True)
+                self._fresh_kernel = False
+
+    # -- control -------------------------------------------------------------------------------------
+    async def interrupt(self) -> None:
+        if not self.alive:
+            return
+        await self._signal_kernel(signal.SIGINT)
+        with contextlib.suppress(Unavailable):
+            await self._call("kill_execs")
+
+    async def stats(self) -> SandboxStats:
+        uptime = time.monotonic() - self._started_at
+        if not self.alive:
+            return SandboxStats(alive=False, kernel_alive=False, uptime_s=uptime)
+        reply = await self._call("stats")
+        return SandboxStats(
+            alive=self.alive,
+            kernel_alive=not self._kernel_dead.is_set(),
+            memory_bytes=int(reply.get("rss_bytes", 0)),
+            cpu_seconds=float(reply.get("cpu_seconds", 0.0)),
+            processes=int(reply.get("pids", 0)),
+            threads=int(reply.get("threads", 0)),
+            uptime_s=uptime,
+            cgroup_memory_bytes=self._cgroup.memory_usage() if self._cgroup else None,
+        )

@@ -1,0 +1,80 @@
+"""Live sandbox runtimes of this server process: start on demand, reuse, stop.
+
+The store is the source of truth for sandbox records; this manager only tracks which
+sandboxes have a running runtime (kernel and processes) here, keyed by sandbox id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from portside.server.sandboxes.drivers.base import Resources, SandboxDriver, SandboxHandle, SandboxSpec
+
+log = logging.getLogger("portside.sandboxes")
+
+
+class WarmPool(Protocol):
+    """A pool of pre-started sandboxes (see ``drivers/pool.py``)."""
+
+    async def try_acquire(self, spec: SandboxSpec) -> SandboxHandle | None: ...
+
+    async def close(self) -> None: ...
+
+
+class RuntimeManager:
+    """Starts, finds and stops sandbox runtimes; one start per sandbox at a time."""
+
+    def __init__(self, driver: SandboxDriver, pool: WarmPool | None = None) -> None:
+        self.driver = driver
+        self.pool = pool
+        self._handles: dict[str, SandboxHandle] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, sandbox_id: str) -> asyncio.Lock:
+        """The lock serialising starts and stops of one sandbox."""
+        return self._locks.setdefault(sandbox_id, asyncio.Lock())
+
+    def get(self, sandbox_id: str) -> SandboxHandle | None:
+        """The live runtime of a sandbox, if it runs here."""
+        handle = self._handles.get(sandbox_id)
+        if handle is not None and not handle.alive:
+            self._handles.pop(sandbox_id, None)
+            return None
+        return handle
+
+    async def start(
+        self, sandbox_id: str, workspace: Path, resources: Resources, *, fresh_workspace: bool = False
+    ) -> SandboxHandle:
+        """Start a runtime for the sandbox (from the warm pool when its workspace is new and empty)."""
+        spec = SandboxSpec(sandbox_id=sandbox_id, workspace=workspace, resources=resources)
+        handle: SandboxHandle | None = None
+        if fresh_workspace and self.pool is not None:
+            handle = await self.pool.try_acquire(spec)
+        if handle is None:
+            workspace.mkdir(parents=True, exist_ok=True)
+            handle = await self.driver.start(spec)
+        self._handles[sandbox_id] = handle
+        return handle
+
+    async def stop(self, sandbox_id: str) -> None:
+        """Stop the sandbox's runtime here, if any; its workspace stays."""
+        handle = self._handles.pop(sandbox_id, None)
+        if handle is not None:
+            await handle.stop()
+
+    def running(self) -> list[str]:
+        return [sid for sid, h in self._handles.items() if h.alive]
+
+    async def stats(self, sandbox_id: str) -> dict[str, Any] | None:
+        handle = self.get(sandbox_id)
+        return (await handle.stats()).model_dump() if handle else None
+
+    async def close(self) -> None:
+        """Stop every runtime and the pool (server shutdown)."""
+        await asyncio.gather(*(self.stop(sid) for sid in list(self._handles)), return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
+        await self.driver.close()
