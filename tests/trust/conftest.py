@@ -5,22 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CORPUS = Path(__file__).parent / "corpus"
 SCHEMAPIN_VERSION = "1.3.0"
 # schemapin pins cryptography==46.0.5 / requests==2.32.4, which clash with the project venv,
 # so it lives in its own venv. Override with PORTSIDE_SCHEMAPIN_PYTHON.
 SCHEMAPIN_VENV = Path(os.environ.get("PORTSIDE_SCHEMAPIN_VENV", "/tmp/schemapin-venv"))
-
-
-def load_corpus(kind: str) -> list[tuple[str, dict[str, Any]]]:
-    return [(p.stem, json.loads(p.read_text(encoding="utf-8"))) for p in sorted((CORPUS / kind).glob("*.json"))]
 
 
 def _has_schemapin(python: str) -> bool:
@@ -67,8 +61,3 @@ def run_schemapin(schemapin_python: str) -> Any:
         return json.loads(proc.stdout)
 
     return run
-
-
-@pytest.fixture
-def py() -> str:
-    return sys.executable

@@ -11,4 +11,5 @@ AREAS: list[str] = [
     "portside.server.api.v1.system",
     "portside.server.api.v1.keys",
     "portside.server.api.v1.sandboxes",
+    "portside.server.api.v1.skills",
 ]

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     sandbox_max_file_mb: int = Field(default=256, description="Largest file accepted by write/upload.")
     sandbox_reaper_interval: float = Field(default=5.0, description="Seconds between TTL/idle sweeps.")
     sandbox_idle_timeout: int = Field(default=1800, description="Seconds of inactivity before a session stops.")
+    skill_canary_share: float = Field(default=0.1, ge=0.0, le=1.0, description="Share of runs sent to canary.")
     instance_name: str = "portside"
 
     @property

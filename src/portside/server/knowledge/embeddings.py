@@ -116,8 +116,8 @@ class MiniLMEmbedder:
 
     Construction is free: the tokenizer and the ONNX session load on the first :meth:`embed` (or
     :meth:`load`), once, under a lock. After that :meth:`embed` is safe to call from several threads at
-    once (onnxruntime sessions and ``tokenizers`` encoders are re-entrant). Texts are embedded in batches of
-    ``batch_size``, grouped by length so that little padding is computed.
+    once (onnxruntime sessions and ``tokenizers`` encoders are re-entrant). Texts are tokenized together,
+    then run in batches of ``batch_size`` grouped by token length, so that little padding is computed.
 
     Args:
         model_path: an ONNX file; default ``$PORTSIDE_EMBEDDING_MODEL_PATH``, else the file shipped in the
@@ -187,10 +187,9 @@ class MiniLMEmbedder:
             spans.no_padding()
             spans.no_truncation()
             tokenizer = Tokenizer.from_str(spec)
-            tokenizer.no_padding()
+            tokenizer.no_padding()  # the file pads to 128; batches are padded by hand
             tokenizer.no_truncation()
             tokenizer.enable_truncation(max_length=self.max_tokens)
-            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
             path, expected_sha = self._resolve_model()
             if expected_sha is not None and _sha256(path) != expected_sha:
@@ -249,11 +248,13 @@ class MiniLMEmbedder:
         if not texts:
             return out
         self.load()
-        # Group texts of similar length in a batch: less padding to compute.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        assert self._tokenizer is not None
+        encodings = self._tokenizer.encode_batch(list(texts))
+        # Batch texts of similar token length together: little padding to compute.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
+            out[idx] = self._run([encodings[i].ids for i in idx])
         return out
 
     def embed_one(self, text: str) -> NDArray[np.float32]:
@@ -261,11 +262,14 @@ class MiniLMEmbedder:
         row: NDArray[np.float32] = self.embed([text])[0]
         return row
 
-    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
-        assert self._tokenizer is not None and self._session is not None
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, token_ids: list[list[int]]) -> NDArray[np.float32]:
+        assert self._session is not None
+        width = max(len(t) for t in token_ids)
+        ids = np.zeros((len(token_ids), width), dtype=np.int64)  # [PAD] is id 0
+        mask = np.zeros((len(token_ids), width), dtype=np.int64)
+        for row, tokens in enumerate(token_ids):
+            ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)

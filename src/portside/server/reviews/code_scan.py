@@ -11,6 +11,7 @@ import logging
 import math
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -342,12 +343,15 @@ def _bandit_category(test_id: str) -> Category:
 def run_bandit(source: str) -> list[Finding] | None:
     """Bandit's findings for a source string (``# nosec`` ignored); None if Bandit is not installed."""
     try:
-        from bandit.core import config as b_config
-        from bandit.core import manager as b_manager
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # stevedore deprecation noise while loading plugins
+            from bandit.core import config as b_config
+            from bandit.core import manager as b_manager
     except ImportError:  # pragma: no cover - bandit is a server dependency
         return None
     logging.getLogger("bandit").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="portside-scan-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="portside-scan-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # stevedore deprecation noise while loading plugins
         path = Path(tmp) / "tool_source.py"
         path.write_text(source, encoding="utf-8")
         mgr = b_manager.BanditManager(b_config.BanditConfig(), "file", quiet=True, ignore_nosec=True)

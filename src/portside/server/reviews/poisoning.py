@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from portside.server.errors import InvalidInput
 from portside.server.reviews.models import Category, Finding, Severity, make_finding
+from portside.server.reviews.signing import load_public_key
 
 C, H, M, L = Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW
 INJ, PRIV, DATA = Category.SCHEMA_INJECTION, Category.PRIVILEGE_ESCALATION, Category.DATA_EXPOSURE
@@ -126,6 +129,7 @@ TEXT_RULES: tuple[TextRule, ...] = (
     TextRule(
         "poisoning.credential_request",
         _r(
+            r"(?<!\bis )(?<!\bare )(?<!\bbe )(?<!\bbeen )(?<!\bwas )"
             r"\b(?:read|send|include|pass|provide|collect|extract|retrieve|upload|forward|copy|leak|share|attach"
             r"|give|put|insert|append|dump|print|output|paste)\b" + _W + r"(?:the\s+|your\s+|all\s+|any\s+)?"
             + _SECRET_WORDS + r"\b"
@@ -178,8 +182,8 @@ TEXT_RULES: tuple[TextRule, ...] = (
         "poisoning.model_directive",
         _r(
             r"\b(?:you|the (?:assistant|model|ai|agent|llm))\s+(?:must|should|need to|have to|are required to)"
-            r"\s+(?:first\s+|always\s+|also\s+)?(?:call|use|invoke|run|read|send|include|pass|execute|"
-            r"provide|ignore)\b|\bbefore\s+(?:using|calling|invoking)\s+this\s+tool\b"
+            r"\s+(?:first\s+|always\s+|also\s+)?(?:call|invoke|run|read|send|execute|forward|upload"
+            r"|ignore)\b|\bbefore\s+(?:using|calling|invoking)\s+this\s+tool\b"
             r"|\b(?:always|first)\s+(?:call|invoke|run|read)\b"
         ),
         M, INJ, 0.6, "Directive aimed at the model",
@@ -514,8 +518,6 @@ def scan_schema(tool: Mapping[str, Any]) -> list[Finding]:
 
 
 def _short_json(value: Any) -> str:
-    import json
-
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= 200 else text[:197] + "..."
 
@@ -600,9 +602,6 @@ def scan_provider(provider: Mapping[str, Any] | None) -> list[Finding]:
     domain = provider.get("domain")
     out: list[Finding] = []
     if pem:
-        from portside.server.errors import InvalidInput
-        from portside.server.reviews.signing import load_public_key
-
         try:
             load_public_key(str(pem))
         except InvalidInput as exc:

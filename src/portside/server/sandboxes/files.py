@@ -36,9 +36,16 @@ def _display_path(workspace: Path, target: Path) -> str:
     return str(rel) if str(rel) != "." else "."
 
 
+def _file_target(workspace: Path, path: str) -> Path:
+    """The host path of a user path that must name a file (not the workspace root)."""
+    if not workspace_relative(path):
+        raise InvalidInput("path must name a file in the workspace", code="invalid_path", details={"path": path})
+    return resolve_in_workspace(workspace, path)
+
+
 def read_bytes(workspace: Path, path: str, max_bytes: int) -> bytes:
     """Read a whole file (for small reads). Blocking."""
-    target = resolve_in_workspace(workspace, path)
+    target = _file_target(workspace, path)
     if not target.is_file():
         raise _not_found(path)
     size = target.stat().st_size
@@ -51,7 +58,7 @@ def read_bytes(workspace: Path, path: str, max_bytes: int) -> bytes:
 
 async def stream_file(workspace: Path, path: str) -> tuple[int, AsyncIterator[bytes]]:
     """(size, chunk iterator) of a file, for streamed downloads."""
-    target = resolve_in_workspace(workspace, path)
+    target = _file_target(workspace, path)
     if not target.is_file():
         raise _not_found(path)
     size = target.stat().st_size

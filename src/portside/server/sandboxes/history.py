@@ -73,7 +73,7 @@ class HistoryService:
             s.add(row)
         return row
 
-    def _filtered(self, sandbox_id: str, q: HistoryQuery) -> Select[tuple[ExecutionRow]]:
+    def _filtered(self, sandbox_id: str, q: HistoryQuery) -> Select[ExecutionRow]:
         stmt = select(ExecutionRow).where(ExecutionRow.sandbox_id == sandbox_id)
         if q.exec_type:
             if q.exec_type not in EXEC_TYPES:

@@ -54,7 +54,7 @@ class RuntimeManager:
         if fresh_workspace and self.pool is not None:
             handle = await self.pool.try_acquire(spec)
         if handle is None:
-            workspace.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
             handle = await self.driver.start(spec)
         self._handles[sandbox_id] = handle
         return handle

@@ -151,7 +151,10 @@ class SandboxService:
         if cargo_id is not None:
             cargo = await self._cargo(caller, cargo_id)
             if cargo.managed:
-                raise Conflict(f"cargo {cargo_id} is managed by sandbox {cargo.managed_by_sandbox_id}")
+                raise Conflict(
+                    f"cargo {cargo_id} is managed by sandbox {cargo.managed_by_sandbox_id}",
+                    details={"cargo_id": cargo_id, "managed_by_sandbox_id": cargo.managed_by_sandbox_id},
+                )
         else:
             cargo = CargoRow(
                 id=new_id("cargo"),
@@ -177,6 +180,10 @@ class SandboxService:
             if fresh:
                 s.add(cargo)
                 await s.flush()
+            else:
+                attached = await s.get(CargoRow, cargo.id)
+                if attached is not None:
+                    attached.last_accessed_at = now
             s.add(row)
         await self._start_runtime(row, prof, fresh_workspace=fresh)
         return self._info(await self._row(caller, sandbox_id))
@@ -208,10 +215,19 @@ class SandboxService:
             return handle
 
     async def get(self, caller: Principal, sandbox_id: str) -> SandboxInfo:
-        row = await self._row(caller, sandbox_id)
+        row = await self._settle_expiry(await self._row(caller, sandbox_id))
         if row.status == READY and self.runtimes.get(row.id) is None and row.node_id == self.node_id:
             row = await self._set(row.id, status=IDLE, idle_expires_at=None)
         return self._info(row)
+
+    async def _settle_expiry(self, row: SandboxRow) -> SandboxRow:
+        """Expire the sandbox now if its TTL has passed and the reaper has not got to it yet."""
+        if row.status != EXPIRED and self._expired(row, utcnow()):
+            await self._expire(row.id)
+            async with self.db.session() as s:
+                fresh = await s.get(SandboxRow, row.id)
+            return fresh or row
+        return row
 
     async def list(
         self, caller: Principal, *, limit: int = 50, cursor: str | None = None, status: str | None = None
@@ -419,6 +435,7 @@ class SandboxService:
         row = await self._row(caller, sandbox_id)
         self.profiles.get(row.profile).require(CAPABILITY_FILESYSTEM)
         if self._expired(row, utcnow()):
+            await self._settle_expiry(row)
             raise SandboxExpired(f"sandbox {sandbox_id} has expired")
         async with self.db.session() as s:
             cargo = await s.get(CargoRow, row.cargo_id)
@@ -479,7 +496,7 @@ class SandboxService:
             if users:
                 raise Conflict(
                     f"cargo {cargo_id} is in use by sandbox(es) {', '.join(users)}",
-                    details={"sandbox_ids": list(users)},
+                    details={"active_sandbox_ids": list(users)},
                 )
             cargo = await s.get(CargoRow, row.id)
             if cargo is not None:

@@ -12,6 +12,8 @@ from portside.server.store.base import Base
 MODEL_MODULES: list[str] = [
     "portside.server.store.core_models",
     "portside.server.sandboxes.models",
+    "portside.server.skills.models",
+    "portside.server.workers.models",
 ]
 
 

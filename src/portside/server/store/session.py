@@ -113,3 +113,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def lock_key(session: AsyncSession, key: str) -> None:
+    """Serialise transactions that touch ``key`` until this transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do, writers are already
+    serialised by :meth:`Database.transaction`.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})

@@ -23,6 +23,7 @@ import json
 import os
 import resource
 import signal
+import subprocess
 import sys
 import time
 from typing import Any
@@ -31,7 +32,7 @@ _CONFIG: dict[str, Any] = {}
 _OUT_FD = -1
 _KERNEL: asyncio.subprocess.Process | None = None
 _KERNEL_WANTED = True
-_EXECS: dict[int, asyncio.subprocess.Process] = {}
+_EXECS: dict[int, int] = {}
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -121,23 +122,35 @@ def _limit_cpu() -> None:  # runs in the forked child before exec
 
 
 class _Capture:
-    """Reads a pipe into a capped buffer; keeps what it has if cancelled."""
+    """Reads a non-blocking pipe into a capped buffer from the event loop."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, fd: int, cap: int) -> None:
+        self.fd = fd
         self.cap = cap
         self.chunks: list[bytes] = []
         self.size = 0
+        self.open = True
+        os.set_blocking(fd, False)
 
-    async def run(self, stream: asyncio.StreamReader | None) -> None:
-        if stream is None:
-            return
-        while True:
-            chunk = await stream.read(65536)
+    def on_readable(self) -> None:
+        while self.open:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
             if not chunk:
+                self.close()
                 return
             if self.size < self.cap:
                 self.chunks.append(chunk[: self.cap - self.size])
             self.size += len(chunk)
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            asyncio.get_running_loop().remove_reader(self.fd)
 
     @property
     def text(self) -> str:
@@ -148,48 +161,67 @@ class _Capture:
         return self.size > self.cap
 
 
-def _killpg(proc: asyncio.subprocess.Process) -> None:
+def _killpg(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _spawn(req: dict[str, Any]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [_CONFIG.get("shell", "/bin/bash"), "-c", req["cmd"]],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=req.get("cwd") or _CONFIG["workspace"],
+        env=_child_env(req.get("env")),
+        start_new_session=True,
+        preexec_fn=_limit_cpu,
+    )
 
 
 async def _op_exec(req: dict[str, Any]) -> dict[str, Any]:
+    """Run one command in its own session; its exit (not pipe EOF) ends the call, so background jobs
+    that keep stdout open do not block it. Timeouts SIGKILL the whole process group."""
     started = time.monotonic()
+    loop = asyncio.get_running_loop()
     timeout = float(req.get("timeout") or 30.0)
     cap = int(req.get("max_output") or 1 << 20)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            _CONFIG.get("shell", "/bin/bash"),
-            "-c",
-            req["cmd"],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=req.get("cwd") or _CONFIG["workspace"],
-            env=_child_env(req.get("env")),
-            start_new_session=True,
-            preexec_fn=_limit_cpu,
-        )
+        proc = _spawn(req)
     except OSError as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    _EXECS[req["id"]] = proc
-    out, err = _Capture(cap), _Capture(cap)
-    readers = asyncio.gather(out.run(proc.stdout), err.run(proc.stderr))
+    assert proc.stdout is not None and proc.stderr is not None
+    _EXECS[req["id"]] = proc.pid
+    out = _Capture(proc.stdout.fileno(), cap)
+    err = _Capture(proc.stderr.fileno(), cap)
+    exited = loop.create_future()
+    pidfd = os.pidfd_open(proc.pid)
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(out.fd, out.on_readable)
+    loop.add_reader(err.fd, err.on_readable)
+    loop.add_reader(pidfd, on_exit)
     timed_out = False
     try:
-        await asyncio.wait_for(proc.wait(), timeout)
+        await asyncio.wait_for(asyncio.shield(exited), timeout)
     except asyncio.TimeoutError:
         timed_out = True
-        _killpg(proc)
-        await proc.wait()
+        _killpg(proc.pid)
+        await exited
     finally:
         _EXECS.pop(req["id"], None)
-    # Background children may keep the pipes open: take what is there, do not wait for them.
-    try:
-        await asyncio.wait_for(asyncio.shield(readers), 0.2)
-    except asyncio.TimeoutError:
-        readers.cancel()
-    code = proc.returncode if proc.returncode is not None else -9
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    code = proc.wait()
+    # What the command wrote before exiting is in the pipes: drain it, do not wait for EOF.
+    for cap_ in (out, err):
+        cap_.on_readable()
+        cap_.close()
+    proc.stdout.close()
+    proc.stderr.close()
     return {
         "ok": True,
         "exit_code": code,
@@ -252,8 +284,8 @@ async def _handle(req: dict[str, Any]) -> None:
             _KERNEL_WANTED = True
             reply = {"ok": True, "kernel_pid": await _start_kernel()}
         elif op == "kill_execs":
-            for proc in list(_EXECS.values()):
-                _killpg(proc)
+            for pid in list(_EXECS.values()):
+                _killpg(pid)
             reply = {"ok": True}
         elif op == "stats":
             reply = _op_stats()
@@ -298,8 +330,8 @@ async def _main() -> None:
     # Host went away: take everything down.
     global _KERNEL_WANTED
     _KERNEL_WANTED = False
-    for proc in list(_EXECS.values()):
-        _killpg(proc)
+    for pid in list(_EXECS.values()):
+        _killpg(pid)
     await _stop_kernel()
 
 

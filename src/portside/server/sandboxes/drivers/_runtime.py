@@ -89,6 +89,7 @@ class AgentSandbox(SandboxHandle):
         cgroup: Cgroup | None = None,
         process_env: dict[str, str] | None = None,
         graceful_stop: bool = False,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.spec = spec
         self._argv = argv
@@ -99,6 +100,7 @@ class AgentSandbox(SandboxHandle):
         self._cgroup = cgroup
         self._process_env = process_env
         self._graceful_stop = graceful_stop
+        self._pass_fds = pass_fds
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -140,9 +142,13 @@ class AgentSandbox(SandboxHandle):
                 start_new_session=True,
                 env=self._process_env,
                 limit=256 * 1024 * 1024,
+                pass_fds=self._pass_fds,
             )
         finally:
             errlog.close()
+            for fd in self._pass_fds:
+                os.close(fd)
+            self._pass_fds = ()
         self._started_at = time.monotonic()
         self._reader = loop.create_task(self._read_loop())
         await self._ready
@@ -486,4 +492,5 @@ class AgentSandbox(SandboxHandle):
             threads=int(reply.get("threads", 0)),
             uptime_s=uptime,
             cgroup_memory_bytes=self._cgroup.memory_usage() if self._cgroup else None,
+            cgroup_version=self._cgroup.version if self._cgroup else None,
         )

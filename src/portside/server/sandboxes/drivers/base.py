@@ -93,6 +93,7 @@ class SandboxStats(BaseModel):
     threads: int = 0
     uptime_s: float = 0.0
     cgroup_memory_bytes: int | None = Field(default=None, description="cgroup memory usage when one is used.")
+    cgroup_version: int | None = Field(default=None, description="1 or 2 when a per-sandbox cgroup enforces limits.")
 
 
 class SandboxHandle(abc.ABC):

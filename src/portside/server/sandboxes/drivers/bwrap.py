@@ -212,6 +212,12 @@ class BwrapDriver(SandboxDriver):
         (runtime / "kernel.json").write_text(json.dumps(connection_info(f"{RUNTIME_MOUNT}/k", key)))
         self._write_etc(runtime)
         argv = self.build_argv(spec, runtime, key)
+        # Pass the options through a pipe (--args) so that host paths do not show in /proc/1/cmdline.
+        split = argv.index("--")
+        rfd, wfd = os.pipe()
+        with os.fdopen(wfd, "wb") as fh:
+            fh.write(b"".join(arg.encode() + b"\0" for arg in argv[1:split]))
+        argv = [argv[0], "--args", str(rfd), *argv[split:]]
         cgroup = await asyncio.to_thread(self._cgroups.create, runtime.name, spec.resources)
         if cgroup is not None:
             # Join the cgroup before exec so that every descendant is born inside it.
@@ -234,6 +240,7 @@ class BwrapDriver(SandboxDriver):
             key=key,
             cgroup=cgroup,
             process_env=env,
+            pass_fds=(rfd,),
         )
         await handle.launch(self.config.start_timeout)
         return handle

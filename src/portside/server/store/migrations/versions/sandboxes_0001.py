@@ -41,8 +41,9 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(200), nullable=False),
         sa.Column("profile", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("cargo_id", sa.String(40), sa.ForeignKey("cargos.id", name="fk_sandboxes_cargo_id_cargos"),
-                  nullable=False),
+        sa.Column(
+            "cargo_id", sa.String(40), sa.ForeignKey("cargos.id", name="fk_sandboxes_cargo_id_cargos"), nullable=False
+        ),
         sa.Column("ttl_seconds", sa.Integer(), nullable=True),
         sa.Column("expires_at", UTCDateTime(), nullable=True),
         sa.Column("idle_expires_at", UTCDateTime(), nullable=True),

@@ -1,0 +1,1 @@
+"""The agent registry: agents as HTTP endpoints or worker capabilities."""

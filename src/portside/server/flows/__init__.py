@@ -1,0 +1,1 @@
+"""Flows: durable DAG orchestration of agents, worker tasks, sandboxes and skills."""

@@ -1,0 +1,48 @@
+"""In-process change notifications for executions (wakes long-polls and SSE streams).
+
+Only a hint: waiters always re-read the store, and also poll it, so changes made by
+another replica are seen too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class ExecutionHub:
+    """Per-execution wake-up events."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    def publish(self, execution_id: str) -> None:
+        """Wake everyone watching ``execution_id``."""
+        for event in self._waiters.get(execution_id, ()):
+            event.set()
+
+    @contextmanager
+    def watch(self, execution_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever ``execution_id`` changes; clear it after each wake-up."""
+        event = asyncio.Event()
+        self._waiters.setdefault(execution_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            waiters = self._waiters.get(execution_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[execution_id]
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds; True when it fired."""
+    if timeout <= 0:
+        return event.is_set()
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False

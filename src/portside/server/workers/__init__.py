@@ -1,0 +1,1 @@
+"""Workers: typed-capability task dispatch over HTTP + SSE leases."""

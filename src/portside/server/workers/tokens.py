@@ -1,0 +1,128 @@
+"""Short-lived worker bearer tokens (JWT, HS256), as sent by holokai neurons.
+
+A token is minted from an API key holding the ``worker`` scope (``POST /api/v1/auth/token``). It
+carries the key's identity and may be bound to one worker id; every replica verifies it with the
+signing secret kept in the store (or derived from ``PORTSIDE_SECRET_KEY``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from portside.server.auth import Principal
+from portside.server.clock import utcnow
+from portside.server.errors import Unauthenticated
+from portside.server.store import Database
+from portside.server.workers.models import WorkerTokenKeyRow
+
+ISSUER = "portside"
+_KEY_ID = "default"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class WorkerCaller:
+    """Who is calling a worker endpoint, and the worker id their token is bound to (if any)."""
+
+    principal: Principal
+    bound_worker_id: str | None = None
+    via_token: bool = False
+
+
+class TokenSigner:
+    """Mints and verifies worker tokens."""
+
+    def __init__(self, db: Database, secret_key: str | None = None) -> None:
+        self._db = db
+        self._secret: bytes | None = None
+        if secret_key:
+            self._secret = hmac.new(secret_key.encode(), b"portside-worker-tokens", hashlib.sha256).digest()
+
+    async def load(self) -> None:
+        """Load (or create once, shared by replicas) the signing secret."""
+        if self._secret is not None:
+            return
+        for _ in range(3):
+            async with self._db.session() as s:
+                row = await s.get(WorkerTokenKeyRow, _KEY_ID)
+                if row is not None:
+                    self._secret = bytes.fromhex(row.secret)
+                    return
+            try:
+                async with self._db.transaction() as s:
+                    s.add(WorkerTokenKeyRow(id=_KEY_ID, secret=secrets.token_hex(32), created_at=utcnow()))
+            except IntegrityError:
+                continue
+        async with self._db.session() as s:  # pragma: no cover - lost every race
+            found = (await s.execute(select(WorkerTokenKeyRow).where(WorkerTokenKeyRow.id == _KEY_ID))).scalar_one()
+            self._secret = bytes.fromhex(found.secret)
+
+    def _key(self) -> bytes:
+        if self._secret is None:  # pragma: no cover - load() runs at start-up
+            raise RuntimeError("token signer not loaded")
+        return self._secret
+
+    def mint(self, principal: Principal, *, worker_id: str | None, ttl_s: int) -> tuple[str, int]:
+        """A token for ``principal``; returns (token, expiry as a unix time)."""
+        now = int(time.time())
+        exp = now + ttl_s
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "sub": principal.key_id,
+            "own": principal.owner,
+            "nam": principal.name,
+            "scp": sorted(principal.scopes),
+            "iat": now,
+            "exp": exp,
+            "jti": secrets.token_hex(8),
+        }
+        if worker_id:
+            claims["nid"] = worker_id
+        head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        sig = _b64(hmac.new(self._key(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+        return f"{head}.{body}.{sig}", exp
+
+    def verify(self, token: str) -> WorkerCaller:
+        """The caller behind a token, or 401 (bad signature, expired, malformed)."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise Unauthenticated("malformed bearer token")
+        head, body, sig = parts
+        expected = _b64(hmac.new(self._key(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected, sig):
+            raise Unauthenticated("invalid bearer token")
+        try:
+            header = json.loads(_unb64(head))
+            claims = json.loads(_unb64(body))
+        except ValueError as exc:
+            raise Unauthenticated("malformed bearer token") from exc
+        if header.get("alg") != "HS256" or claims.get("iss") != ISSUER:
+            raise Unauthenticated("invalid bearer token")
+        if int(claims.get("exp", 0)) <= time.time():
+            raise Unauthenticated("bearer token expired", code="token_expired")
+        principal = Principal(
+            key_id=str(claims["sub"]),
+            name=str(claims.get("nam", "")),
+            owner=str(claims["own"]),
+            scopes=frozenset(str(s) for s in claims.get("scp", [])),
+        )
+        nid = claims.get("nid")
+        return WorkerCaller(principal=principal, bound_worker_id=str(nid) if nid else None, via_token=True)
