@@ -23,17 +23,54 @@ import numpy as np
 
 from portside.server.knowledge import MiniLMEmbedder, NumpyIndex, SqliteVecIndex, VectorIndex, sqlite_vec_available
 
-SUBJECTS = ["The harbour master", "A junior engineer", "Our billing service", "The night shift", "A research team",
-            "The build server", "Each sandbox", "The support desk", "A delivery drone", "The finance office"]
-VERBS = ["schedules", "audits", "restarts", "documents", "migrates", "monitors", "archives", "rebuilds",
-         "reviews", "encrypts"]
-OBJECTS = ["container manifests", "customer invoices", "kernel modules", "tide tables", "access tokens",
-           "sourdough recipes", "solar panel readings", "training datasets", "flight plans", "legal contracts"]
-TAILS = ["before the weekly release", "after every power outage", "when the queue grows too long",
-         "using a checklist kept in the wiki", "so that auditors can trace each change",
-         "while the primary database is in maintenance", "with help from the on-call rotation",
-         "to keep latency under a few milliseconds", "because regulators asked for it last year",
-         "in three regions at once"]
+SUBJECTS = [
+    "The harbour master",
+    "A junior engineer",
+    "Our billing service",
+    "The night shift",
+    "A research team",
+    "The build server",
+    "Each sandbox",
+    "The support desk",
+    "A delivery drone",
+    "The finance office",
+]
+VERBS = [
+    "schedules",
+    "audits",
+    "restarts",
+    "documents",
+    "migrates",
+    "monitors",
+    "archives",
+    "rebuilds",
+    "reviews",
+    "encrypts",
+]
+OBJECTS = [
+    "container manifests",
+    "customer invoices",
+    "kernel modules",
+    "tide tables",
+    "access tokens",
+    "sourdough recipes",
+    "solar panel readings",
+    "training datasets",
+    "flight plans",
+    "legal contracts",
+]
+TAILS = [
+    "before the weekly release",
+    "after every power outage",
+    "when the queue grows too long",
+    "using a checklist kept in the wiki",
+    "so that auditors can trace each change",
+    "while the primary database is in maintenance",
+    "with help from the on-call rotation",
+    "to keep latency under a few milliseconds",
+    "because regulators asked for it last year",
+    "in three regions at once",
+]
 
 
 def passages(n: int, seed: int = 7) -> list[str]:
@@ -48,7 +85,7 @@ def passages(n: int, seed: int = 7) -> list[str]:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def time_searches(index: VectorIndex, queries: np.ndarray, flt: dict[str, Any] | None) -> dict[str, float]:
@@ -77,8 +114,9 @@ async def main() -> None:
     t0 = time.perf_counter()
     vecs = embedder.embed(texts)
     embed_s = time.perf_counter() - t0
-    queries = embedder.embed([f"who {rng_q} the {o}?" for rng_q, o in zip(VERBS * 100, OBJECTS * 100, strict=False)]
-                             [: args.queries])
+    queries = embedder.embed(
+        [f"who {rng_q} the {o}?" for rng_q, o in zip(VERBS * 100, OBJECTS * 100, strict=False)][: args.queries]
+    )
     result: dict[str, Any] = {
         "model": embedder.model_id,
         "model_load_s": round(load_s, 3),
@@ -92,8 +130,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         backends: list[tuple[str, VectorIndex]] = [("numpy-exact", NumpyIndex(embedder.dim))]
         if sqlite_vec_available():
-            backends.append(("sqlite-vec", await SqliteVecIndex.open(Path(tmp) / "vec.db", embedder.dim,
-                                                                     filter_keys=["agent_id"])))
+            backends.append(
+                ("sqlite-vec", await SqliteVecIndex.open(Path(tmp) / "vec.db", embedder.dim, filter_keys=["agent_id"]))
+            )
         for name, index in backends:
             t0 = time.perf_counter()
             await index.add(ids, vecs, metas)
@@ -110,12 +149,16 @@ async def main() -> None:
         print(json.dumps(result))
         return
     print(f"model {result['model']} (loaded in {load_s:.2f} s)")
-    print(f"embedding: {result['embed_passages_per_s']} passages/s over {args.passages} passages "
-          f"of {result['mean_words']} words on average (target >= 200/s)")
+    print(
+        f"embedding: {result['embed_passages_per_s']} passages/s over {args.passages} passages "
+        f"of {result['mean_words']} words on average (target >= 200/s)"
+    )
     for name, r in result["search"].items():
-        print(f"{name:12s} add {r['add_s']:.2f} s; top-10 p50 {r['top10']['p50_ms']:.2f} ms "
-              f"p95 {r['top10']['p95_ms']:.2f} ms; filtered p50 {r['top10_filtered']['p50_ms']:.2f} ms "
-              f"p95 {r['top10_filtered']['p95_ms']:.2f} ms (target p50 <= 20 ms)")
+        print(
+            f"{name:12s} add {r['add_s']:.2f} s; top-10 p50 {r['top10']['p50_ms']:.2f} ms "
+            f"p95 {r['top10']['p95_ms']:.2f} ms; filtered p50 {r['top10_filtered']['p50_ms']:.2f} ms "
+            f"p95 {r['top10_filtered']['p95_ms']:.2f} ms (target p50 <= 20 ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from portside.errors import (
     ServerError,
     ValidationError,
 )
+from portside.worker import TaskContext, TaskFailed, Worker
 
 __all__ = [
     "APIConnectionError",
@@ -38,6 +39,9 @@ __all__ = [
     "PortsideError",
     "RateLimitError",
     "ServerError",
+    "TaskContext",
+    "TaskFailed",
     "ValidationError",
+    "Worker",
     "__version__",
 ]

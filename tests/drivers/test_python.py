@@ -6,6 +6,8 @@ import time
 
 from portside.server.sandboxes.drivers import SandboxHandle
 
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
 
 async def test_state_persists_and_result(sandbox: SandboxHandle) -> None:
     r1 = await sandbox.exec_python("x = 41")
@@ -40,7 +42,7 @@ async def test_rich_display_data(sandbox: SandboxHandle) -> None:
     code = (
         "from IPython.display import display, Image, HTML\n"
         "import base64\n"
-        "png = base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')\n"
+        f"png = base64.b64decode('{PNG_1PX}')\n"
         "display(HTML('<b>hi</b>'))\n"
         "display(Image(data=png))\n"
     )
@@ -65,11 +67,7 @@ async def test_timeout_interrupts_and_kernel_survives(sandbox: SandboxHandle) ->
 
 
 async def test_uninterruptible_code_restarts_kernel(sandbox: SandboxHandle) -> None:
-    code = (
-        "import signal, time\n"
-        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "time.sleep(60)"
-    )
+    code = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
     r = await sandbox.exec_python(code, timeout=0.5)
     assert r.timed_out and not r.success
     assert r.error is not None and "restarted" in r.error

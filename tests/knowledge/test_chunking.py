@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from portside.server.errors import InvalidInput
@@ -22,7 +24,7 @@ def test_windows_sizes_and_overlap() -> None:
     words = [c.text.split() for c in chunks]
     assert all(len(w) <= 30 for w in words)
     assert words[0][0] == "w0" and words[-1][-1] == "w99"
-    for a, b in zip(words, words[1:], strict=False):
+    for a, b in itertools.pairwise(words):
         assert a[-10:] == b[:10]  # exactly `overlap` shared words (no sentence ends to snap to)
 
 

@@ -74,7 +74,7 @@ def test_long_text_is_truncated(embedder: MiniLMEmbedder) -> None:
 
 
 def test_token_spans_are_offsets(embedder: MiniLMEmbedder) -> None:
-    text = "Unbelievable harbour logistics!"
+    text = "Supercalifragilistic harbour logistics!"
     spans = embedder.token_spans(text)
     assert spans[0][0] == 0 and len(spans) > 4  # sub-word pieces
     assert spans[-1][1] == len(text)

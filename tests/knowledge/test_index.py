@@ -27,12 +27,27 @@ DIM = 16
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     m = rng.standard_normal((n, DIM)).astype(np.float32)
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
+    unit: np.ndarray = m / np.linalg.norm(m, axis=1, keepdims=True)
+    return unit
 
 
-@pytest.fixture(params=["numpy-exact", "sqlite-vec-memory", "sqlite-vec-file"])
+@pytest.fixture(
+    params=["numpy-exact", "sqlite-vec-memory", "sqlite-vec-file", pytest.param("pgvector", marks=pytest.mark.postgres)]
+)
 async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorIndex]:
     idx: VectorIndex
+    if request.param == "pgvector":
+        url = await asyncio.to_thread(create_pg_database)
+        engine = create_async_engine(url)
+        try:
+            if not await pgvector_available(engine):
+                pytest.skip("pgvector is not installed on this PostgreSQL")
+            idx = await PgVectorIndex.open(engine, DIM, table="kv_test")
+            yield idx
+        finally:
+            await engine.dispose()
+            await asyncio.to_thread(drop_pg_database, url)
+        return
     if request.param == "numpy-exact":
         idx = NumpyIndex(DIM)
     elif request.param == "sqlite-vec-memory":
@@ -45,8 +60,7 @@ async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 def _metas(n: int) -> list[dict[str, object]]:
     return [
-        {"agent_id": f"agent-{i % 3}", "source_type": "document" if i % 2 else "code", "chunk": i % 5}
-        for i in range(n)
+        {"agent_id": f"agent-{i % 3}", "source_type": "document" if i % 2 else "code", "chunk": i % 5} for i in range(n)
     ]
 
 
@@ -61,7 +75,7 @@ async def test_exact_top_k_matches_brute_force(index: VectorIndex) -> None:
         expected = np.argsort(-(vecs @ q))[:7]
         assert [h[0] for h in hits] == [ids[i] for i in expected]
         np.testing.assert_allclose([h[1] for h in hits], (vecs @ q)[expected], atol=1e-4)
-    assert index.name in {"numpy-exact", "sqlite-vec"}
+    assert index.name in {"numpy-exact", "sqlite-vec", "pgvector"}
 
 
 async def test_filters_on_indexed_and_other_keys(index: VectorIndex) -> None:
@@ -71,8 +85,12 @@ async def test_filters_on_indexed_and_other_keys(index: VectorIndex) -> None:
     ids = [f"id-{i}" for i in range(90)]
     await index.add(ids, vecs, metas)
     q = _unit(rng, 1)[0]
-    for flt in ({"agent_id": "agent-1"}, {"agent_id": "agent-2", "source_type": "code"}, {"chunk": 3},
-                {"agent_id": "agent-0", "chunk": 0}):
+    for flt in (
+        {"agent_id": "agent-1"},
+        {"agent_id": "agent-2", "source_type": "code"},
+        {"chunk": 3},
+        {"agent_id": "agent-0", "chunk": 0},
+    ):
         hits = await index.search(q, top_k=5, filter=flt)
         allowed = [i for i, m in enumerate(metas) if all(m.get(k) == v for k, v in flt.items())]
         expected = sorted(allowed, key=lambda i: -float(vecs[i] @ q))[:5]
@@ -187,3 +205,17 @@ async def test_numpy_index_is_safe_under_concurrent_tasks() -> None:
     await asyncio.gather(*(writer(n) for n in range(8)))
     assert await idx.count() == 64
     assert (await idx.search(vecs[10], top_k=1))[0][0] == "w1-2"
+
+
+async def test_selective_filter_still_fills_top_k(index: VectorIndex) -> None:
+    rng = np.random.default_rng(6)
+    n = 1500
+    vecs = _unit(rng, n)
+    metas = [{"agent_id": "rare" if i % 150 == 0 else "common"} for i in range(n)]
+    await index.add([f"s{i}" for i in range(n)], vecs, metas)
+    hits = await index.search(vecs[1], top_k=5, filter={"agent_id": "rare"})
+    rare = [i for i in range(n) if i % 150 == 0]
+    expected = sorted(rare, key=lambda i: -float(vecs[i] @ vecs[1]))[:5]
+    assert len(hits) == 5 and {h[0] for h in hits} <= {f"s{i}" for i in rare}
+    if index.name != "pgvector":  # HNSW is approximate
+        assert [h[0] for h in hits] == [f"s{i}" for i in expected]

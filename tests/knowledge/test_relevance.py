@@ -11,9 +11,7 @@ from tests.knowledge.corpus import PASSAGES, QUERIES
 
 
 @pytest.mark.parametrize("backend", ["numpy-exact", "sqlite-vec"])
-async def test_paraphrased_queries_find_their_passage(
-    embedder: MiniLMEmbedder, backend: str, tmp_path: Path
-) -> None:
+async def test_paraphrased_queries_find_their_passage(embedder: MiniLMEmbedder, backend: str, tmp_path: Path) -> None:
     assert len(PASSAGES) == 50 and len(QUERIES) == 10
     index: VectorIndex = (
         NumpyIndex(embedder.dim)

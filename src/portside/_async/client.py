@@ -8,7 +8,15 @@ from typing import Any
 import httpx
 
 from portside._async._http import AsyncHTTP
+from portside._async.resources.agent_deployments import AsyncAgentDeployments
+from portside._async.resources.cargos import AsyncCargos
 from portside._async.resources.keys import AsyncKeys
+from portside._async.resources.reviews import AsyncReviews
+from portside._async.resources.sandboxes import AsyncSandboxes
+from portside._async.resources.secrets import AsyncSecrets
+from portside._async.resources.skills import AsyncSkills
+from portside._async.resources.tasks import AsyncTasks
+from portside._async.resources.workers import AsyncWorkers
 from portside._config import ClientConfig
 from portside.types.common import Health
 
@@ -32,6 +40,14 @@ class AsyncClient:
         self.config = ClientConfig.resolve(base_url, api_key, timeout, max_retries)
         self._http = AsyncHTTP(self.config, transport=transport)
         self.keys = AsyncKeys(self._http)
+        self.skills = AsyncSkills(self._http)
+        self.sandboxes = AsyncSandboxes(self._http)
+        self.cargos = AsyncCargos(self._http)
+        self.tasks = AsyncTasks(self._http)
+        self.workers = AsyncWorkers(self._http)
+        self.reviews = AsyncReviews(self._http)
+        self.secrets = AsyncSecrets(self._http)
+        self.agent_deployments = AsyncAgentDeployments(self._http)
 
     async def health(self) -> Health:
         """Liveness of the server."""

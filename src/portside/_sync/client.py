@@ -9,7 +9,15 @@ from typing import Any
 import httpx
 
 from portside._sync._http import HTTP
+from portside._sync.resources.agent_deployments import AgentDeployments
+from portside._sync.resources.cargos import Cargos
 from portside._sync.resources.keys import Keys
+from portside._sync.resources.reviews import Reviews
+from portside._sync.resources.sandboxes import Sandboxes
+from portside._sync.resources.secrets import Secrets
+from portside._sync.resources.skills import Skills
+from portside._sync.resources.tasks import Tasks
+from portside._sync.resources.workers import Workers
 from portside._config import ClientConfig
 from portside.types.common import Health
 
@@ -33,6 +41,14 @@ class Client:
         self.config = ClientConfig.resolve(base_url, api_key, timeout, max_retries)
         self._http = HTTP(self.config, transport=transport)
         self.keys = Keys(self._http)
+        self.skills = Skills(self._http)
+        self.sandboxes = Sandboxes(self._http)
+        self.cargos = Cargos(self._http)
+        self.tasks = Tasks(self._http)
+        self.workers = Workers(self._http)
+        self.reviews = Reviews(self._http)
+        self.secrets = Secrets(self._http)
+        self.agent_deployments = AgentDeployments(self._http)
 
     def health(self) -> Health:
         """Liveness of the server."""

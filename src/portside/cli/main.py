@@ -12,10 +12,21 @@ from rich.console import Console
 from rich.table import Table
 
 from portside._version import __version__
+from portside.cli.mcp import mcp_command
+from portside.cli.sandbox import cargo_app, sandbox_app
+from portside.cli.secrets import secret_app
+from portside.cli.skill import skill_app
+from portside.cli.tools import tool_app
 
 app = typer.Typer(help="Portside: a self-hosted runtime for AI agents.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys (needs an admin key).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(cargo_app, name="cargo")
+app.add_typer(skill_app, name="skill")
+app.add_typer(tool_app, name="tool")
+app.add_typer(secret_app, name="secret")
+app.command("mcp")(mcp_command)
 console = Console()
 err = Console(stderr=True)
 

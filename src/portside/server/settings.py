@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     sandbox_max_file_mb: int = Field(default=256, description="Largest file accepted by write/upload.")
     sandbox_reaper_interval: float = Field(default=5.0, description="Seconds between TTL/idle sweeps.")
     sandbox_idle_timeout: int = Field(default=1800, description="Seconds of inactivity before a session stops.")
+    browser_executable: str | None = Field(default=None, description="Chromium binary; default: the system one.")
+    browser_egress_allow: str = Field(
+        default="",
+        description="Comma-separated hosts the browser-python profile's browser may reach (e.g. example.com, "
+        "*.example.org, 10.0.0.5:8080) through a filtering proxy; empty = no network.",
+    )
     skill_canary_share: float = Field(default=0.1, ge=0.0, le=1.0, description="Share of runs sent to canary.")
     instance_name: str = "portside"
 

@@ -41,8 +41,12 @@ class AgentSpec(BaseModel):
     id: str | None = Field(default=None, description="Chosen id; generated ('agt_...') when absent.")
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
-    endpoint: str | None = Field(default=None, max_length=2000, description="Base URL; Portside POSTs to <endpoint>/execute.")
-    capability: str | None = Field(default=None, max_length=200, description="Serve the agent by this worker capability.")
+    endpoint: str | None = Field(
+        default=None, max_length=2000, description="Base URL; Portside POSTs to <endpoint>/execute."
+    )
+    capability: str | None = Field(
+        default=None, max_length=200, description="Serve the agent by this worker capability."
+    )
     capabilities: list[str] = Field(default_factory=list, max_length=100)
     type: str = Field(default="processor", min_length=1, max_length=64)
     configuration: dict[str, Any] = Field(default_factory=dict)
@@ -151,7 +155,9 @@ class AgentService:
         )
         async with self.db.transaction() as s:
             if await s.get(AgentRow, agent_id) is not None:
-                raise Conflict(f"agent '{agent_id}' already exists", code="agent_exists", details={"agent_id": agent_id})
+                raise Conflict(
+                    f"agent '{agent_id}' already exists", code="agent_exists", details={"agent_id": agent_id}
+                )
             s.add(row)
         return _agent(row)
 

@@ -51,6 +51,7 @@ class NodeCall:
     attempt: int
     timeout: float
     owner: str
+    max_attempts: int | None
     external_ref: str | None
     set_external_ref: Callable[[str | None], Awaitable[None]]
     is_shutting_down: Callable[[], bool]
@@ -143,7 +144,6 @@ class AgentExecutor:
             "node_id": call.node_id,
             "input": call.input,
             "config": {**agent.configuration, **call.spec.config},
-            "attempt": call.attempt,
         }
         if agent.capability:
             backend = self._tasks()
@@ -156,7 +156,7 @@ class AgentExecutor:
             result = await run_worker_task(call, backend, agent.capability, payload)
             return _unwrap(result)
         if agent.endpoint:
-            return await self._http(call, agent, payload)
+            return await self._http(call, agent, {**payload, "attempt": call.attempt})
         raise NodeError(f"agent '{agent_id}' has neither an endpoint nor a worker capability", code="agent_unbound")
 
     async def _http(self, call: NodeCall, agent: Agent, payload: dict[str, Any]) -> Any:
@@ -206,21 +206,27 @@ def _unwrap(body: Any) -> Any:
 
 
 async def run_worker_task(call: NodeCall, backend: Any, capability: str, task_input: Any) -> Any:
-    """Submit (or re-attach to) a worker task, wait for it, cancel it if the node is cancelled."""
+    """Submit (or re-attach to) a worker task, wait for it, cancel it if the node is cancelled.
+
+    Retries of worker-backed nodes are the workers service's redeliveries (``max_attempts`` from
+    the node's retry policy); the idempotency key is stable, so a resumed node finds its task again.
+    """
     task_id = call.external_ref
     if task_id is None:
         try:
             task = await backend.submit_task(
                 capability,
                 task_input,
+                idempotency_key=call.idempotency_key,
+                timeout_s=call.timeout,
                 owner=call.owner,
-                idempotency_key=f"{call.idempotency_key}:{call.attempt}",
+                max_attempts=call.max_attempts,
                 metadata={"execution_id": call.execution_id, "node_id": call.node_id, "flow_id": call.flow_id},
+                workflow_id=call.execution_id,
             )
-        except NodeError:
-            raise
         except Exception as exc:
-            raise NodeError(f"cannot submit task on '{capability}': {exc}", code="task_submit_failed") from None
+            message = getattr(exc, "message", None) or str(exc)
+            raise NodeError(f"cannot submit a task on '{capability}': {message}", code="task_submit_failed") from None
         task_id = str(_field(task, "id"))
         await call.set_external_ref(task_id)
     try:
@@ -232,24 +238,19 @@ async def run_worker_task(call: NodeCall, backend: Any, capability: str, task_in
     except Exception as exc:
         raise NodeError(f"task {task_id} on '{capability}': {exc}", code="task_error") from None
     status = str(_field(task, "status") or "")
-    if status in {"completed", "succeeded", "success", "done"}:
-        return _field(task, "output", _field(task, "result"))
-    if status in {"failed", "error", "cancelled", "canceled", "expired", "timed_out"}:
+    if status in {"succeeded", "completed"}:
+        return _field(task, "output")
+    if status in {"failed", "cancelled"}:
         error = _field(task, "error") or {}
         message = error.get("message") if isinstance(error, dict) else str(error)
-        retryable = bool(error.get("retryable")) if isinstance(error, dict) else False
-        await call.set_external_ref(None)
         raise NodeError(
             f"task {task_id} on '{capability}' {status}: {message or 'no details'}",
-            retryable=retryable or status in {"expired", "timed_out"},
             code="task_failed",
-            details={"task_id": task_id, "status": status},
+            details={"task_id": task_id, "status": status, "error": error if isinstance(error, dict) else None},
         )
     await _quiet_cancel(backend, task_id)
-    await call.set_external_ref(None)
     raise NodeError(
         f"task {task_id} on '{capability}' did not finish within {call.timeout:g}s",
-        retryable=True,
         code="task_timeout",
         details={"task_id": task_id, "status": status},
     )

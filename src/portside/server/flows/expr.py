@@ -157,7 +157,9 @@ def _eval(node: ast.AST, scope: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Subscript):
         target = _eval(node.value, scope)
         if isinstance(node.slice, ast.Slice):
-            parts = [None if p is None else _eval(p, scope) for p in (node.slice.lower, node.slice.upper, node.slice.step)]
+            parts = [
+                None if p is None else _eval(p, scope) for p in (node.slice.lower, node.slice.upper, node.slice.step)
+            ]
             return _get(target, slice(*parts))
         return _get(target, _eval(node.slice, scope))
     if isinstance(node, ast.BoolOp):

@@ -153,7 +153,10 @@ DEFAULT_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(max_attempts=1)
 DEFAULT_TIMEOUT_SECONDS = 30.0
 #: Kinds whose default policy retries (remote calls); local kinds run once.
-RETRYING_KINDS = frozenset({"processor", "agent", "input", "output", "conditional", "task", "skill"})
+RETRYING_KINDS = frozenset({"processor", "agent", "input", "output", "conditional", "skill"})
+#: Kinds that wait on longer work (worker tasks, sandboxes, skills) get a longer default timeout.
+LONG_KINDS = frozenset({"task", "python", "skill"})
+LONG_TIMEOUT_SECONDS = 300.0
 
 
 def retry_policy(flow: FlowDefinition, node: _NodeFields) -> RetryPolicy:
@@ -170,4 +173,4 @@ def node_timeout(flow: FlowDefinition, node: _NodeFields) -> float:
         return node.timeout_seconds
     if flow.defaults and flow.defaults.timeout_seconds is not None:
         return flow.defaults.timeout_seconds
-    return DEFAULT_TIMEOUT_SECONDS
+    return LONG_TIMEOUT_SECONDS if node.type in LONG_KINDS else DEFAULT_TIMEOUT_SECONDS

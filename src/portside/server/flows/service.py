@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import math
@@ -162,7 +163,7 @@ class FlowService:
             rows = (await s.execute(stmt)).all()
         return [flow_view(f, v) for f, v in rows]
 
-    async def versions(self, flow_id: str) -> list[FlowView]:
+    async def versions(self, flow_id: str) -> builtins.list[FlowView]:
         """Every saved version of a flow, oldest first."""
         async with self.db.session() as s:
             row = await s.get(FlowRow, flow_id)
@@ -334,7 +335,7 @@ class ExecutionService:
         status: str | None = None,
         limit: int = 20,
         offset: int = 0,
-    ) -> tuple[list[ExecutionView], int]:
+    ) -> tuple[builtins.list[ExecutionView], int]:
         """Executions, newest first, and how many match in total."""
         if status is not None and status not in EXECUTION_STATUSES:
             raise InvalidInput(f"unknown status '{status}'", details={"allowed": list(EXECUTION_STATUSES)})
@@ -408,26 +409,35 @@ class ExecutionService:
         """(event name, data) pairs as the execution changes, ending after it finishes."""
         seen_status: str | None = None
         seen_nodes: dict[str, tuple[str, int]] = {}
+        last_sent = time.monotonic()
         with self.hub.watch(execution_id) as event:
             while True:
                 event.clear()
                 view = await self.get(execution_id, owner=owner, with_nodes=True)
+                if time.monotonic() - last_sent > 15:
+                    last_sent = time.monotonic()
+                    yield "ping", {}
                 for node in view.nodes:
                     key = (node.status, node.attempts)
                     if seen_nodes.get(node.node_id) != key:
                         seen_nodes[node.node_id] = key
-                        yield "node", {
-                            "execution_id": execution_id,
-                            "node_id": node.node_id,
-                            "parent_id": node.parent_id,
-                            "kind": node.kind,
-                            "status": node.status,
-                            "attempts": node.attempts,
-                            "error_message": node.error_message,
-                            "duration_ms": node.duration_ms,
-                        }
+                        last_sent = time.monotonic()
+                        yield (
+                            "node",
+                            {
+                                "execution_id": execution_id,
+                                "node_id": node.node_id,
+                                "parent_id": node.parent_id,
+                                "kind": node.kind,
+                                "status": node.status,
+                                "attempts": node.attempts,
+                                "error_message": node.error_message,
+                                "duration_ms": node.duration_ms,
+                            },
+                        )
                 if view.status != seen_status:
                     seen_status = view.status
+                    last_sent = time.monotonic()
                     yield "execution", {"execution_id": execution_id, "status": view.status}
                 if view.is_terminal:
                     return
@@ -437,9 +447,7 @@ class ExecutionService:
         """Counters and latency percentiles for ``/metrics``."""
         async with self.db.session() as s:
             by_status = dict(
-                (
-                    await s.execute(select(ExecutionRow.status, func.count()).group_by(ExecutionRow.status))
-                ).all()
+                (await s.execute(select(ExecutionRow.status, func.count()).group_by(ExecutionRow.status))).all()
             )
             recent = (
                 await s.execute(
@@ -450,13 +458,17 @@ class ExecutionService:
                 )
             ).all()
             node_ms = (
-                await s.execute(
-                    select(NodeRunRow.duration_ms)
-                    .where(NodeRunRow.status == "completed", NodeRunRow.duration_ms.is_not(None))
-                    .order_by(NodeRunRow.completed_at.desc())
-                    .limit(2000)
+                (
+                    await s.execute(
+                        select(NodeRunRow.duration_ms)
+                        .where(NodeRunRow.status == "completed", NodeRunRow.duration_ms.is_not(None))
+                        .order_by(NodeRunRow.completed_at.desc())
+                        .limit(2000)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         counts = {k: int(by_status.get(k, 0)) for k in EXECUTION_STATUSES}
         durations = [(done - created).total_seconds() * 1000 for created, done in recent if done is not None]
         return {

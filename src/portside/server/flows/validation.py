@@ -120,7 +120,9 @@ def structural_issues(flow: FlowDefinition) -> list[Issue]:
     for node in flow.nodes:
         for dep in node.depends_on:
             if dep == node.id:
-                issues.append({"code": "self_dependency", "node": node.id, "message": f"node '{node.id}' depends on itself"})
+                issues.append(
+                    {"code": "self_dependency", "node": node.id, "message": f"node '{node.id}' depends on itself"}
+                )
             elif dep not in ids:
                 issues.append(
                     {
@@ -131,7 +133,13 @@ def structural_issues(flow: FlowDefinition) -> list[Issue]:
                     }
                 )
         if len(set(node.depends_on)) != len(node.depends_on):
-            issues.append({"code": "duplicate_dependency", "node": node.id, "message": f"node '{node.id}' lists a dependency twice"})
+            issues.append(
+                {
+                    "code": "duplicate_dependency",
+                    "node": node.id,
+                    "message": f"node '{node.id}' lists a dependency twice",
+                }
+            )
         issues.extend(_node_issues(node))
     edges = {n.id: [d for d in n.depends_on if d in ids and d != n.id] for n in flow.nodes}
     cycle = find_cycle(edges)
@@ -140,12 +148,20 @@ def structural_issues(flow: FlowDefinition) -> list[Issue]:
         issues.append({"code": "cycle", "nodes": list(reversed(cycle)), "message": f"the flow has a cycle: {pretty}"})
     if flow.entry_point is not None and flow.entry_point not in ids:
         issues.append(
-            {"code": "unknown_entry_point", "field": "entry_point", "message": f"entry_point '{flow.entry_point}' is not a node"}
+            {
+                "code": "unknown_entry_point",
+                "field": "entry_point",
+                "message": f"entry_point '{flow.entry_point}' is not a node",
+            }
         )
     for exit_point in flow.exit_points:
         if exit_point not in ids:
             issues.append(
-                {"code": "unknown_exit_point", "field": "exit_points", "message": f"exit point '{exit_point}' is not a node"}
+                {
+                    "code": "unknown_exit_point",
+                    "field": "exit_points",
+                    "message": f"exit point '{exit_point}' is not a node",
+                }
             )
     return issues
 

@@ -487,13 +487,15 @@ class PgVectorIndex:
     """A PostgreSQL table ``(item_id text, embedding vector(dim), meta jsonb)`` with an HNSW cosine index.
 
     Open it with :meth:`open`, which creates the ``vector`` extension (needs the privilege) and the table.
-    HNSW is approximate: with a selective filter it can return fewer than ``top_k`` hits.
+    HNSW is approximate (``ef_search`` is raised to ``4 * top_k``, at least 64); filtered searches use
+    pgvector's iterative scan (0.8+) so that selective filters still fill ``top_k``.
     """
 
-    def __init__(self, engine: AsyncEngine, dim: int, table: str) -> None:
+    def __init__(self, engine: AsyncEngine, dim: int, table: str, version: tuple[int, ...] = (0,)) -> None:
         self._engine = engine
         self._dim = dim
         self._table = table
+        self._version = version
 
     @classmethod
     async def open(cls, engine: AsyncEngine, dim: int, *, table: str = "knowledge_vectors") -> PgVectorIndex:
@@ -525,10 +527,18 @@ class PgVectorIndex:
             ).first()
             if row is None or row[0] != f"vector({dim})":
                 raise Conflict(f"vector table {table!r} exists with another layout", code="index_mismatch")
-            await conn.execute(
-                text(f"CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops)")
-            )
-        return cls(engine, dim, table)
+            raw = (await conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))).scalar()
+            version = tuple(int(p) for p in re.findall(r"\d+", str(raw or "0")))
+            if version >= (0, 5):  # HNSW arrived in pgvector 0.5; older versions search exactly
+                await conn.execute(
+                    text(f"CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops)")
+                )
+        return cls(engine, dim, table, version)
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        """Version of the ``vector`` extension, e.g. ``(0, 8, 1)``."""
+        return self._version
 
     @property
     def name(self) -> str:
@@ -580,7 +590,11 @@ class PgVectorIndex:
             f"SELECT item_id, 1 - (embedding <=> CAST(:q AS vector)) AS score FROM {self._table}{where} "
             "ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k"
         )
-        async with self._engine.connect() as conn:
+        async with self._engine.begin() as conn:
+            if self._version >= (0, 5):
+                await conn.execute(text(f"SET LOCAL hnsw.ef_search = {min(1000, max(64, 4 * top_k))}"))
+            if conds and self._version >= (0, 8):  # keep scanning the graph until enough rows pass the filter
+                await conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
             rows = (await conn.execute(sql, params)).all()
         return [(str(r[0]), float(r[1])) for r in rows]
 

@@ -48,12 +48,15 @@ def read_bytes(workspace: Path, path: str, max_bytes: int) -> bytes:
     target = _file_target(workspace, path)
     if not target.is_file():
         raise _not_found(path)
-    size = target.stat().st_size
-    if size > max_bytes:
-        raise PayloadTooLarge(
-            f"file is {size} bytes; read it with download", details={"path": path, "size": size, "limit": max_bytes}
-        )
-    return target.read_bytes()
+    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)  # the sandbox may swap in a link meanwhile
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                f"file is {size} bytes; read it with download",
+                details={"path": path, "size": size, "limit": max_bytes},
+            )
+        return fh.read()
 
 
 async def stream_file(workspace: Path, path: str) -> tuple[int, AsyncIterator[bytes]]:

@@ -46,6 +46,10 @@ IDLE, STARTING, READY, FAILED, EXPIRED = "idle", "starting", "ready", "failed", 
 STATUSES = frozenset({IDLE, STARTING, READY, FAILED, EXPIRED})
 MAX_TTL = 30 * 24 * 3600
 MAX_TIMEOUT = 3600
+#: How long a sandbox record read from the store is reused. Changes made by this process update the
+#: cache at once; the window only bounds how late another replica's changes are seen.
+ROW_CACHE_SECONDS = 1.0
+_ROW_CACHE_MAX = 10_000
 
 
 class SandboxExpired(Conflict):
@@ -86,6 +90,8 @@ class SandboxService:
         self.cargo_root = settings.data_dir.resolve() / "cargos"
         self.node_id = f"{settings.instance_name}-{os.getpid()}"
         self.driver_name = runtimes.driver.name
+        self._rows: dict[str, tuple[float, SandboxRow]] = {}
+        self._row_gen: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -94,8 +100,16 @@ class SandboxService:
         return self.cargo_root / cargo_id
 
     async def _row(self, caller: Principal, sandbox_id: str) -> SandboxRow:
-        async with self.db.session() as s:
-            row = await s.get(SandboxRow, sandbox_id)
+        """The caller's sandbox record (cached briefly: executions read it on every call)."""
+        hit = self._rows.get(sandbox_id)
+        if hit is not None and hit[0] > time.monotonic():
+            row: SandboxRow | None = hit[1]
+        else:
+            gen = self._row_gen.get(sandbox_id, 0)
+            async with self.db.session() as s:
+                row = await s.get(SandboxRow, sandbox_id)
+            if row is not None and row.deleted_at is None and self._row_gen.get(sandbox_id, 0) == gen:
+                self._remember(row)
         if row is None or row.deleted_at is not None or not _visible(caller, row.owner):
             raise NotFound(f"sandbox {sandbox_id} not found", details={"sandbox_id": sandbox_id})
         return row
@@ -123,13 +137,29 @@ class SandboxService:
             ]
         return SandboxInfo.of(row, list(profile.capabilities), containers)
 
+    def _remember(self, row: SandboxRow) -> None:
+        if len(self._rows) >= _ROW_CACHE_MAX:
+            self._rows.clear()
+        if len(self._row_gen) >= 10 * _ROW_CACHE_MAX:
+            self._row_gen.clear()  # generations only need to outlive reads in flight
+        self._rows[row.id] = (time.monotonic() + ROW_CACHE_SECONDS, row)
+
+    def _forget(self, sandbox_id: str) -> None:
+        """Drop the cached record; a read that started before this will not re-cache it."""
+        self._rows.pop(sandbox_id, None)
+        self._row_gen[sandbox_id] = self._row_gen.get(sandbox_id, 0) + 1
+
     async def _set(self, sandbox_id: str, **values: object) -> SandboxRow:
+        self._forget(sandbox_id)
         async with self.db.transaction() as s:
             row = await s.get(SandboxRow, sandbox_id)
             if row is None:
                 raise NotFound(f"sandbox {sandbox_id} not found")
             for key, value in values.items():
                 setattr(row, key, value)
+        self._forget(sandbox_id)
+        if row.deleted_at is None:
+            self._remember(row)
         return row
 
     @staticmethod
@@ -273,6 +303,7 @@ class SandboxService:
             if cargo is not None and cargo.managed and cargo.deleted_at is None:
                 cargo.deleted_at = now
                 managed_dir = self.workspace(cargo.id)
+        self._forget(row.id)
         if managed_dir is not None:
             await asyncio.to_thread(shutil.rmtree, managed_dir, True)
 

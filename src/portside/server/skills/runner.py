@@ -6,6 +6,9 @@ Payload shapes (``kind`` in brackets):
 - ``shell``: ``{"command": "..."}`` — stdout is the result; a non-zero exit is a failure.
 - ``steps``: ``{"steps": [{"type": "python"|"shell", "code": "..."}, ...]}`` — a replay; every step
   must succeed; the last step's output is the result.
+- ``browser``: ``{"commands": ["open ...", "click @e1", ...]}`` (or a bare list of commands) — agent-browser
+  commands, replayed in a sandbox's browser by ``POST /v1/sandboxes/{id}/browser/skills/{key}/run``
+  (see :func:`browser_commands` and ``portside.server.sandboxes.browser``), not by :func:`run_steps`.
 A candidate without a stored payload is replayed from its source executions (``steps``).
 """
 
@@ -33,8 +36,24 @@ class RunOutcome:
     duration_ms: int = 0
 
 
+BROWSER_KINDS = frozenset({"browser", "browser_commands", "browser_batch"})
+
+
+def browser_commands(kind: str, payload: Any) -> list[str] | None:
+    """The command list of a browser payload, or None if the payload is not one."""
+    commands = payload.get("commands") if isinstance(payload, dict) else payload if kind in BROWSER_KINDS else None
+    if isinstance(commands, list) and commands and all(isinstance(c, str) for c in commands):
+        return [c for c in commands if c.strip()]
+    return None
+
+
 def normalize_steps(kind: str, payload: Any) -> list[dict[str, Any]]:
     """The payload as a list of steps, validated."""
+    if kind in BROWSER_KINDS:
+        raise InvalidInput(
+            "a browser skill runs in a sandbox's browser: POST /v1/sandboxes/{id}/browser/skills/{key}/run",
+            code="payload_not_runnable",
+        )
     if kind in ("python", "code") and isinstance(payload, dict) and isinstance(payload.get("code"), str):
         return [{"type": "python", "code": payload["code"], "entrypoint": payload.get("entrypoint")}]
     if kind == "shell" and isinstance(payload, dict) and isinstance(payload.get("command"), str):

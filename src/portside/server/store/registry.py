@@ -14,6 +14,11 @@ MODEL_MODULES: list[str] = [
     "portside.server.sandboxes.models",
     "portside.server.skills.models",
     "portside.server.workers.models",
+    "portside.server.agents.models",
+    "portside.server.flows.models",
+    "portside.server.reviews.tables",
+    "portside.server.secrets.tables",
+    "portside.server.deployments.tables",
 ]
 
 

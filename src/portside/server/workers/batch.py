@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from portside.server.store import Database
+from portside.server.workers.store import Exec, WorkersStore
 
 log = logging.getLogger("portside.workers.batch")
 
@@ -40,14 +39,14 @@ class Op:
         self.after = []
 
 
-BatchHandler = Callable[[AsyncSession, list[Op]], Awaitable[None]]
+BatchHandler = Callable[[Exec, list[Op]], Awaitable[None]]
 
 
 class GroupCommit:
     """Runs ops of registered kinds in shared transactions."""
 
-    def __init__(self, db: Database, *, max_batch: int = 500) -> None:
-        self.db = db
+    def __init__(self, store: WorkersStore, *, max_batch: int = 500) -> None:
+        self.store = store
         self.max_batch = max_batch
         self._handlers: dict[str, BatchHandler] = {}
         self._queue: list[Op] = []
@@ -128,7 +127,7 @@ class GroupCommit:
         for op in batch:
             op.reset()
             by_kind.setdefault(op.kind, []).append(op)
-        async with self.db.transaction() as session:
+        async with self.store.tx() as session:
             for kind, ops in by_kind.items():
                 await self._handlers[kind](session, ops)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, insert, select, update
 
 from portside.server.auth import Principal
+from portside.server.clock import as_utc, utcnow
 from portside.server.errors import Forbidden, InvalidInput, NotFound
 from portside.server.store import Database
 from portside.server.workers.capabilities import (
@@ -20,8 +20,23 @@ from portside.server.workers.capabilities import (
 )
 from portside.server.workers.domain import CapabilityDef
 from portside.server.workers.models import CapabilityRow
+from portside.server.workers.store import Exec, WorkersStore
 
 _CACHE_S = 2.0
+CAPS: Table = CapabilityRow.__table__  # type: ignore[assignment]
+
+
+def _def_from(m: Any) -> CapabilityDef:
+    return CapabilityDef(
+        type=m["type"],
+        owner=m["owner"],
+        description=m["description"],
+        input_schema=m["input_schema"],
+        output_schema=m["output_schema"],
+        max_attempts=m["max_attempts"],
+        lease_ttl_ms=m["lease_ttl_ms"],
+        updated_at=as_utc(m["updated_at"]) if m["updated_at"] is not None else None,
+    )
 
 
 def _def(row: CapabilityRow) -> CapabilityDef:
@@ -40,8 +55,9 @@ def _def(row: CapabilityRow) -> CapabilityDef:
 class CapabilityRegistry:
     """Reads and writes ``worker_capabilities``; ``get`` is served from a short-lived cache."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, store: WorkersStore) -> None:
         self.db = db
+        self.store = store
         self._cache: dict[str, tuple[float, CapabilityDef | None]] = {}
 
     def invalidate(self, ctype: str | None = None) -> None:
@@ -56,9 +72,9 @@ class CapabilityRegistry:
         hit = self._cache.get(ctype)
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self.db.session() as s:
-            row = await s.get(CapabilityRow, ctype)
-            found = _def(row) if row is not None else None
+        async with self.store.read() as x:
+            m = (await x.execute(select(CAPS).where(CAPS.c.type == ctype))).mappings().first()
+        found = _def_from(m) if m is not None else None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[ctype] = (now + _CACHE_S, found)
@@ -110,7 +126,7 @@ class CapabilityRegistry:
         self.invalidate(ctype)
         return _def(row)
 
-    async def upsert_from_worker(self, s: AsyncSession, principal: Principal, spec: CapabilitySpec) -> bool:
+    async def upsert_from_worker(self, x: Exec, principal: Principal, spec: CapabilitySpec) -> bool:
         """Record the schemas a Portside Worker declares; True when the definition changed.
 
         A new type is created for the worker's owner; an existing one is updated only by its owner
@@ -118,28 +134,38 @@ class CapabilityRegistry:
         """
         if spec.input_schema is None and spec.output_schema is None and not spec.description:
             return False
-        row = await s.get(CapabilityRow, spec.type)
+        row = (await x.execute(select(CAPS).where(CAPS.c.type == spec.type))).mappings().first()
+        now = utcnow()
         if row is None:
-            s.add(
-                CapabilityRow(
+            await x.execute(
+                insert(CAPS).values(
                     type=spec.type,
                     owner=principal.owner,
                     description=spec.description,
                     input_schema=spec.input_schema,
                     output_schema=spec.output_schema,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             return True
-        if row.owner != principal.owner and not principal.has("admin"):
+        if row["owner"] != principal.owner and not principal.has("admin"):
             return False
-        if (row.input_schema, row.output_schema, row.description) == (
+        description = spec.description or row["description"]
+        if (row["input_schema"], row["output_schema"], row["description"]) == (
             spec.input_schema,
             spec.output_schema,
-            spec.description or row.description,
+            description,
         ):
             return False
-        row.input_schema = spec.input_schema
-        row.output_schema = spec.output_schema
-        if spec.description:
-            row.description = spec.description
+        await x.execute(
+            update(CAPS)
+            .where(CAPS.c.type == spec.type)
+            .values(
+                input_schema=spec.input_schema,
+                output_schema=spec.output_schema,
+                description=description,
+                updated_at=now,
+            )
+        )
         return True

@@ -40,6 +40,7 @@ class Session:
         self.lease_cap: dict[str, str] = {}
         self.outbox: asyncio.Queue[Frame | None] = asyncio.Queue()
         self.closed = False
+        self.finalized = False
 
     @property
     def registered(self) -> bool:

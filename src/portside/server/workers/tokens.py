@@ -23,6 +23,7 @@ from portside.server.auth import Principal
 from portside.server.clock import utcnow
 from portside.server.errors import Unauthenticated
 from portside.server.store import Database
+from portside.server.store.core_models import ApiKeyRow
 from portside.server.workers.models import WorkerTokenKeyRow
 
 ISSUER = "portside"
@@ -52,6 +53,7 @@ class TokenSigner:
     def __init__(self, db: Database, secret_key: str | None = None) -> None:
         self._db = db
         self._secret: bytes | None = None
+        self._active: dict[str, tuple[float, bool]] = {}
         if secret_key:
             self._secret = hmac.new(secret_key.encode(), b"portside-worker-tokens", hashlib.sha256).digest()
 
@@ -73,6 +75,21 @@ class TokenSigner:
         async with self._db.session() as s:  # pragma: no cover - lost every race
             found = (await s.execute(select(WorkerTokenKeyRow).where(WorkerTokenKeyRow.id == _KEY_ID))).scalar_one()
             self._secret = bytes.fromhex(found.secret)
+
+    async def ensure_key_active(self, key_id: str) -> None:
+        """401 if the API key a token was minted from has been revoked (checked every few seconds)."""
+        now = time.monotonic()
+        hit = self._active.get(key_id)
+        if hit is None or hit[0] <= now:
+            async with self._db.session() as s:
+                row = await s.get(ApiKeyRow, key_id)
+            active = row is not None and row.revoked_at is None
+            if len(self._active) > 10_000:
+                self._active.clear()
+            self._active[key_id] = (now + 5.0, active)
+            hit = self._active[key_id]
+        if not hit[1]:
+            raise Unauthenticated("the API key behind this token was revoked")
 
     def _key(self) -> bytes:
         if self._secret is None:  # pragma: no cover - load() runs at start-up

@@ -154,24 +154,33 @@ async def keepalive(sandbox_id: str, s: SandboxService = Depends(svc), caller: P
 # ---------------------------------------------------------------- execution
 
 
+def _json(model: BaseModel) -> Response:
+    """Serialize once: returning a Response skips FastAPI's second validation of the result (hot path)."""
+    return Response(content=model.model_dump_json(), media_type="application/json")
+
+
 @router.post("/sandboxes/{sandbox_id}/python/exec", response_model=PythonExecResult)
 async def exec_python(
     sandbox_id: str, body: PythonExec, s: SandboxService = Depends(svc), caller: Principal = Writer
-) -> PythonExecResult:
-    return await s.exec_python(
+) -> Response:
+    """Run Python in the sandbox's kernel; a failing program is a 200 with ``success: false``."""
+    result = await s.exec_python(
         caller, sandbox_id, body.code, timeout=body.timeout, include_code=body.include_code,
         description=body.description, tags=body.tags,
     )
+    return _json(result)
 
 
 @router.post("/sandboxes/{sandbox_id}/shell/exec", response_model=ShellExecResult)
 async def exec_shell(
     sandbox_id: str, body: ShellExec, s: SandboxService = Depends(svc), caller: Principal = Writer
-) -> ShellExecResult:
-    return await s.exec_shell(
+) -> Response:
+    """Run a shell command in the workspace; a non-zero exit is a 200 with ``success: false``."""
+    result = await s.exec_shell(
         caller, sandbox_id, body.command, cwd=body.cwd, timeout=body.timeout, include_code=body.include_code,
         description=body.description, tags=body.tags,
     )
+    return _json(result)
 
 
 # ---------------------------------------------------------------- files
@@ -263,7 +272,10 @@ async def download(
 ) -> StreamingResponse:
     """The file's bytes, streamed."""
     ws, _ = await _fs(sandbox_id, s, caller)
-    size, chunks = await files.stream_file(ws, path)
+    try:
+        size, chunks = await files.stream_file(ws, path)
+    except Exception as exc:  # OS errors on user paths become clean 4xx
+        raise files.ensure_error_free(exc) from exc
     name = path.rsplit("/", 1)[-1] or "download"
     return StreamingResponse(
         chunks,

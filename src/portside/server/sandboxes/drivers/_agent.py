@@ -1,6 +1,7 @@
 """In-sandbox exec agent (runs INSIDE the sandbox; stdlib only, Python 3.10+).
 
-Started once per sandbox as ``python -s agent.py '<json config>'``. It
+Started once per sandbox as ``python -s agent.py <config.json>`` (a file, so that environment values stay
+out of host ``ps`` listings). It
 
 * applies the sandbox rlimits to itself (inherited by everything it starts),
 * starts one ipykernel (``-f <connection file>``) and keeps it alive,
@@ -299,7 +300,6 @@ async def _handle(req: dict[str, Any]) -> None:
 
 async def _main() -> None:
     global _OUT_FD
-    _CONFIG.update(json.loads(sys.argv[1]))
     # Keep the protocol pipes private: children get /dev/null as fds 0/1.
     in_fd = os.dup(0)
     _OUT_FD = os.dup(1)
@@ -336,4 +336,6 @@ async def _main() -> None:
 
 
 if __name__ == "__main__":
+    with open(sys.argv[1], "rb") as fh:
+        _CONFIG.update(json.load(fh))
     asyncio.run(_main())

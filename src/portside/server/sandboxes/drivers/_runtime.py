@@ -48,7 +48,44 @@ def new_runtime_dir(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = root / secrets.token_hex(5)
     path.mkdir(mode=0o700)
+    (path / "owner").write_text(str(os.getpid()))
     return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_runtime_dirs(root: Path, min_age_s: float = 60.0) -> list[str]:
+    """Remove runtime dirs left by server processes that died without stopping their sandboxes.
+
+    A dir is stale when the pid in its ``owner`` file is gone (or it has none) and it is older than
+    ``min_age_s``. Returns the names removed (their cgroups, if any, carry the same names).
+    """
+    removed: list[str] = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        try:
+            if not entry.is_dir() or entry.is_symlink() or now - entry.stat().st_mtime < min_age_s:
+                continue
+            owner = int((entry / "owner").read_text())
+        except (OSError, ValueError):
+            owner = 0
+        if owner and _pid_alive(owner):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
 
 
 def _open_append(path: Path) -> Any:
@@ -133,8 +170,8 @@ class AgentSandbox(SandboxHandle):
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         errlog = _open_append(self._runtime_dir / "agent.log")
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
+        spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *self._argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -144,6 +181,14 @@ class AgentSandbox(SandboxHandle):
                 limit=256 * 1024 * 1024,
                 pass_fds=self._pass_fds,
             )
+        )
+        try:
+            # Shielded: a cancelled start must still learn the pid, or stop() could not kill the sandbox.
+            self._proc = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self._proc = await spawn
+            raise
         finally:
             errlog.close()
             for fd in self._pass_fds:
@@ -165,24 +210,27 @@ class AgentSandbox(SandboxHandle):
         kc.load_connection_info(connection_info(self._host_ipc_prefix, self._key))  # type: ignore[arg-type]
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         self._kc = kc
-        # kernel_info until the shell answers and iopub (slow joiner) delivers its status messages.
+        # kernel_info until the shell answers and iopub (slow joiner) delivers status messages. Replies may
+        # come late under load, so any of our requests counts.
+        sent: set[str] = set()
         while True:
-            msg_id = kc.kernel_info()
-            got_reply = False
-            with contextlib.suppress(Empty):
-                reply = await kc.get_shell_msg(timeout=0.5)
-                got_reply = reply["parent_header"].get("msg_id") == msg_id
-            if got_reply:
-                try:
-                    while True:
-                        msg = await kc.get_iopub_msg(timeout=0.05)
-                        if msg["parent_header"].get("msg_id") == msg_id:
-                            break
-                except Empty:
-                    continue
-                break
             if self._kernel_dead.is_set() or not self.alive:
                 raise Unavailable("kernel exited during start", code="sandbox_start_failed")
+            sent.add(kc.kernel_info())
+            try:
+                reply = await kc.get_shell_msg(timeout=0.5)
+            except Empty:
+                continue
+            if reply["parent_header"].get("msg_id") not in sent:
+                continue
+            try:
+                while True:
+                    msg = await kc.get_iopub_msg(timeout=0.1)
+                    if msg["parent_header"].get("msg_id") in sent:
+                        break
+            except Empty:
+                continue
+            break
         with contextlib.suppress(Empty):
             while True:
                 await kc.get_iopub_msg(timeout=0.01)
@@ -250,9 +298,8 @@ class AgentSandbox(SandboxHandle):
         if self._stopped:
             return
         self._stopped = True
-        if self._kc is not None:
-            self._kc.stop_channels()
-            self._kc = None
+        if not self._py_lock.locked():  # else the running execution closes them (within 0.25 s)
+            self._close_kernel_client()
         proc = self._proc
         if proc is not None and proc.returncode is None:
             if self._graceful_stop and proc.stdin is not None:
@@ -273,6 +320,11 @@ class AgentSandbox(SandboxHandle):
         if self._cgroup is not None:
             await asyncio.to_thread(self._cgroup.remove)
         shutil.rmtree(self._runtime_dir, ignore_errors=True)
+
+    def _close_kernel_client(self) -> None:
+        if self._kc is not None:
+            self._kc.stop_channels()
+            self._kc = None
 
     def _log_tail(self) -> str:
         try:
@@ -299,13 +351,17 @@ class AgentSandbox(SandboxHandle):
         async with self._py_lock:
             if not self.alive:
                 raise Unavailable("sandbox is not running", code="sandbox_gone")
-            if self._kernel_dead.is_set() or self._kc is None:
-                await self._restart_kernel()
-            if self._fresh_kernel:
-                self._fresh_kernel = False
-                code_env = f"import os as _o; _o.environ.update({self._identity_env()!r}); del _o"
-                await self._exec_python(code_env, 10.0, silent=True)
-            return await self._exec_python(code, timeout)
+            try:
+                if self._kernel_dead.is_set() or self._kc is None:
+                    await self._restart_kernel()
+                if self._fresh_kernel:
+                    self._fresh_kernel = False
+                    code_env = f"import os as _o; _o.environ.update({self._identity_env()!r}); del _o"
+                    await self._exec_python(code_env, 10.0, silent=True)
+                return await self._exec_python(code, timeout)
+            finally:
+                if self._stopped:
+                    self._close_kernel_client()
 
     async def _exec_python(self, code: str, timeout: float, silent: bool = False) -> PythonResult:
         kc = self._kc
@@ -321,10 +377,14 @@ class AgentSandbox(SandboxHandle):
         ename = evalue = None
         traceback = ""
         timed_out = False
+        truncated = False
+        captured = 0
         note = ""
         deadline = started + timeout
         idle = False
         while not idle:
+            if self._stopped:
+                raise Unavailable("the sandbox was stopped during the execution", code="sandbox_gone")
             if self._kernel_dead.is_set():
                 note = "the kernel died (out of memory?) and was restarted; Python state was lost"
                 await self._restart_kernel()
@@ -348,7 +408,12 @@ class AgentSandbox(SandboxHandle):
             kind = msg["msg_type"]
             content = msg["content"]
             if kind == "stream":
-                (stdout if content.get("name") == "stdout" else stderr).append(content.get("text", ""))
+                text = str(content.get("text", ""))
+                if captured + len(text) > MAX_OUTPUT:
+                    text = text[: max(0, MAX_OUTPUT - captured)]
+                    truncated = True
+                captured += len(text)
+                (stdout if content.get("name") == "stdout" else stderr).append(text)
             elif kind in ("execute_result", "display_data"):
                 bundle = dict(content.get("data") or {})
                 displays.append(bundle)
@@ -397,6 +462,7 @@ class AgentSandbox(SandboxHandle):
             ename=ename,
             evalue=evalue,
             timed_out=timed_out,
+            truncated=truncated,
             execution_time_ms=int((time.monotonic() - started) * 1000),
         )
 

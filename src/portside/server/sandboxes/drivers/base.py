@@ -30,6 +30,11 @@ class Resources(BaseModel):
     max_processes: int = Field(default=256, ge=16, description="Tasks (processes+threads) in the sandbox.")
     max_open_files: int = Field(default=1024, ge=64, description="RLIMIT_NOFILE per process.")
     network: bool = Field(default=False, description="Give the sandbox the host network.")
+    limit_address_space: bool = Field(
+        default=True,
+        description="Cap each process's address space (RLIMIT_AS). Off for Chromium, whose V8 reserves ~1 TB of "
+        "address space it never touches; the memory cgroup (when available) still caps the whole sandbox.",
+    )
 
 
 class SandboxSpec(BaseModel):
@@ -67,6 +72,7 @@ class PythonResult(BaseModel):
     ename: str | None = None
     evalue: str | None = None
     timed_out: bool = False
+    truncated: bool = Field(default=False, description="stdout or stderr went past 1 MiB and was cut.")
     execution_time_ms: int = 0
 
 

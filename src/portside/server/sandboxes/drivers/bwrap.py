@@ -37,7 +37,15 @@ from pathlib import Path
 
 from portside.server.errors import Unavailable
 
-from ._runtime import AGENT_SOURCE, AgentSandbox, connection_info, new_runtime_dir, real_path
+from ._runtime import (
+    AGENT_SOURCE,
+    AgentSandbox,
+    check_env,
+    connection_info,
+    new_runtime_dir,
+    real_path,
+    sweep_stale_runtime_dirs,
+)
 from .base import WORKSPACE_MOUNT, SandboxDriver, SandboxHandle, SandboxSpec
 from .limits import CgroupManager, rlimits_for
 
@@ -71,6 +79,16 @@ class BwrapConfig:
     extra_ro_binds: tuple[str, ...] = ()
 
 
+def _supports(bwrap: str, option: str) -> bool:
+    import subprocess
+
+    try:
+        out = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in (out.stdout + out.stderr)
+
+
 def _python_prefixes(python: str) -> tuple[str, ...]:
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         prefixes = {sys.prefix, sys.base_prefix}
@@ -102,6 +120,11 @@ class BwrapDriver(SandboxDriver):
         self._bwrap = bw
         self._prefixes = self.config.python_prefixes or _python_prefixes(self.config.python)
         self._cgroups = CgroupManager(enabled=self.config.use_cgroups)
+        self._tmpfs_size = _supports(bw, "--size")
+        for name in sweep_stale_runtime_dirs(self.config.runtime_root):
+            stale = self._cgroups.existing(name)
+            if stale is not None:
+                stale.remove()
 
     @staticmethod
     def available() -> bool:
@@ -153,7 +176,11 @@ class BwrapDriver(SandboxDriver):
             a += ["--ro-bind", prefix, prefix]
         for extra in self.config.extra_ro_binds:
             a += ["--ro-bind-try", extra, extra]
-        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+        a += ["--proc", "/proc", "--dev", "/dev"]
+        for tmp in ("/tmp", "/dev/shm"):
+            if self._tmpfs_size:  # bounded even without a memory cgroup
+                a += ["--size", str(spec.resources.memory_mb * 1024 * 1024)]
+            a += ["--tmpfs", tmp]
         a += ["--dir", "/etc"]
         for name in _ETC_FILES + _ETC_DIRS:
             a += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
@@ -177,7 +204,8 @@ class BwrapDriver(SandboxDriver):
             "rlimits": rlimits_for(spec.resources),
             "cpu_seconds": spec.resources.cpu_seconds,
         }
-        a += ["--", self.config.python, "-s", AGENT_MOUNT, json.dumps(config)]
+        (runtime / "agent.json").write_text(json.dumps(config))
+        a += ["--", self.config.python, "-s", AGENT_MOUNT, f"{RUNTIME_MOUNT}/agent.json"]
         return a
 
     def _sandbox_env(self, spec: SandboxSpec) -> dict[str, str]:
@@ -204,6 +232,7 @@ class BwrapDriver(SandboxDriver):
 
     async def start(self, spec: SandboxSpec) -> SandboxHandle:
         """Start the sandbox and return when its kernel answers (about half a second)."""
+        check_env(spec.env)
         if not spec.workspace.is_dir():
             raise Unavailable(f"workspace {spec.workspace} does not exist", code="sandbox_start_failed")
         spec = spec.model_copy(update={"workspace": real_path(spec.workspace)})

@@ -40,12 +40,15 @@ So a single process allocating about memory_mb gets a MemoryError before the cgr
 def rlimits_for(resources: Resources) -> dict[str, int]:
     """The rlimits the in-sandbox agent sets on itself (inherited by the kernel and commands)."""
     as_bytes = (resources.memory_mb + _AS_HEADROOM_MB) * 1024 * 1024
-    return {
+    limits = {
         "RLIMIT_AS": as_bytes,
         "RLIMIT_NOFILE": resources.max_open_files,
         "RLIMIT_NPROC": resources.max_processes,
         "RLIMIT_CORE": 0,
     }
+    if not resources.limit_address_space:  # e.g. Chromium: memory is then capped by the cgroup only
+        del limits["RLIMIT_AS"]
+    return limits
 
 
 def _own_cgroup_v1(controller: str) -> str:
@@ -138,6 +141,22 @@ class CgroupManager:
         if not self._warned:
             self._warned = True
             log.warning("sandbox cgroups unavailable (%s): fork bombs are only bounded by host limits", why)
+
+    def existing(self, name: str) -> Cgroup | None:
+        """The cgroup called ``name`` if it exists (to sweep one left by a dead server)."""
+        if not self.enabled:
+            return None
+        if self._v2 is not None:
+            d = self._v2 / self.prefix / name
+            return Cgroup([d], d, 2) if d.is_dir() else None
+        cg = Cgroup(version=1)
+        for controller in ("pids", "memory"):
+            d = CGROUP_ROOT / controller / _own_cgroup_v1(controller).lstrip("/") / self.prefix / name
+            if d.is_dir():
+                cg.dirs.append(d)
+                if controller == "memory":
+                    cg.memory_dir = d
+        return cg if cg.dirs else None
 
     def create(self, name: str, resources: Resources) -> Cgroup | None:
         """Create and configure a cgroup for one sandbox, or return None (after one warning)."""

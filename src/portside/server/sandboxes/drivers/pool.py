@@ -67,6 +67,9 @@ class WarmPool:
 
     async def start(self) -> None:
         """Start the background refill task."""
+        if self._task is None and self.slots.is_dir():
+            # Slots are pool-private: anything there now was left by a previous run.
+            await asyncio.to_thread(shutil.rmtree, self.slots, True)
         self.slots.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._refill_loop())

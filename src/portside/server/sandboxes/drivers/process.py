@@ -19,7 +19,15 @@ from pathlib import Path
 
 from portside.server.errors import Unavailable
 
-from ._runtime import AGENT_SOURCE, AgentSandbox, connection_info, new_runtime_dir, real_path
+from ._runtime import (
+    AGENT_SOURCE,
+    AgentSandbox,
+    check_env,
+    connection_info,
+    new_runtime_dir,
+    real_path,
+    sweep_stale_runtime_dirs,
+)
 from .base import SandboxDriver, SandboxHandle, SandboxSpec
 from .bwrap import default_runtime_root
 from .limits import rlimits_for
@@ -39,6 +47,7 @@ class ProcessDriver(SandboxDriver):
         self.python = python
         self.runtime_root = runtime_root or default_runtime_root()
         self.start_timeout = start_timeout
+        sweep_stale_runtime_dirs(self.runtime_root)
 
     async def start(self, spec: SandboxSpec) -> SandboxHandle:
         """Start an unisolated sandbox (logs a warning)."""
@@ -48,6 +57,7 @@ class ProcessDriver(SandboxDriver):
             spec.sandbox_id,
             os.getuid(),
         )
+        check_env(spec.env)
         if not spec.workspace.is_dir():
             raise Unavailable(f"workspace {spec.workspace} does not exist", code="sandbox_start_failed")
         workspace = real_path(spec.workspace)
@@ -77,9 +87,10 @@ class ProcessDriver(SandboxDriver):
             "cpu_seconds": spec.resources.cpu_seconds,
             "stats_scope": "descendants",
         }
+        (runtime / "agent.json").write_text(json.dumps(config))
         handle = AgentSandbox(
             spec,
-            argv=[self.python, "-s", str(AGENT_SOURCE), json.dumps(config)],
+            argv=[self.python, "-s", str(AGENT_SOURCE), str(runtime / "agent.json")],
             runtime_dir=runtime,
             inside_workspace=str(workspace),
             host_ipc_prefix=prefix,

@@ -1,0 +1,39 @@
+"""``client.cargos``: persistent volumes that outlive sandboxes (mount one with ``cargo_id=``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portside._async._http import AsyncHTTP, new_idempotency_key
+from portside.types.sandboxes import CargoInfo, CargoPage
+
+
+class AsyncCargos:
+    """Create, list, inspect and delete external cargos."""
+
+    def __init__(self, http: AsyncHTTP) -> None:
+        self._http = http
+
+    async def create(self, *, size_limit_mb: int | None = None, idempotency_key: str | None = None) -> CargoInfo:
+        """Create an external cargo (server default size when ``size_limit_mb`` is None).
+
+        An idempotency key is generated when none is given, so retries never create two cargos.
+        """
+        body: dict[str, Any] | None = {"size_limit_mb": size_limit_mb} if size_limit_mb is not None else None
+        data = await self._http.json(
+            "POST", "/v1/cargos", json=body, idempotency_key=idempotency_key or new_idempotency_key()
+        )
+        return CargoInfo.model_validate(data)
+
+    async def get(self, cargo_id: str) -> CargoInfo:
+        """A cargo, with ``size_bytes`` in use."""
+        return CargoInfo.model_validate(await self._http.json("GET", f"/v1/cargos/{cargo_id}"))
+
+    async def list(self, *, limit: int = 50, cursor: str | None = None, managed: bool | None = None) -> CargoPage:
+        """One page of cargos: external ones by default, sandboxes' own with ``managed=True``."""
+        params = {"limit": limit, "cursor": cursor, "managed": None if managed is None else str(managed).lower()}
+        return CargoPage.model_validate(await self._http.json("GET", "/v1/cargos", params=params))
+
+    async def delete(self, cargo_id: str) -> None:
+        """Delete a cargo and its files (``ConflictError`` while a sandbox uses it)."""
+        await self._http.request("DELETE", f"/v1/cargos/{cargo_id}")

@@ -1,0 +1,180 @@
+"""Tasks door: ``/v1/tasks`` — submit, get, wait, cancel and list tasks for typed capabilities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from portside.server.api.v1.workers import visible_owner, workers_service
+from portside.server.auth import Principal
+from portside.server.deps import require
+from portside.server.errors import Forbidden
+from portside.server.workers.service import TaskSpec, WorkersService
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    capability: str = Field(max_length=200)
+    input: Any = None
+    on_behalf_of: str | None = Field(default=None, max_length=200)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    timeout_s: float | None = None
+    max_attempts: int | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    workflow_id: str | None = Field(default=None, max_length=200)
+
+    def spec(self) -> TaskSpec:
+        return TaskSpec(
+            capability=self.capability,
+            input=self.input,
+            on_behalf_of=self.on_behalf_of,
+            idempotency_key=self.idempotency_key,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            metadata=self.metadata,
+            workflow_id=self.workflow_id,
+        )
+
+
+class TaskBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[TaskCreate] = Field(min_length=1, max_length=1000)
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="cancelled by the submitter", max_length=2000)
+
+
+def _check_on_behalf_of(principal: Principal, on_behalf_of: str | None) -> None:
+    """Acting for another user needs an admin key; anyone may act for themselves."""
+    if on_behalf_of is not None and on_behalf_of != principal.owner and not principal.has("admin"):
+        raise Forbidden(
+            f"only an admin key may submit tasks on behalf of {on_behalf_of}",
+            code="on_behalf_of_not_allowed",
+            details={"on_behalf_of": on_behalf_of},
+        )
+
+
+@router.post("", status_code=201)
+async def submit_task(
+    body: TaskCreate, principal: Principal = Depends(require("write")), svc: WorkersService = Depends(workers_service)
+) -> dict[str, Any]:
+    """Queue a task; 201 with the task. The same ``idempotency_key`` returns the first task."""
+    _check_on_behalf_of(principal, body.on_behalf_of)
+    spec = body.spec()
+    task = await svc.submit_task(
+        spec.capability,
+        spec.input,
+        spec.on_behalf_of,
+        spec.idempotency_key,
+        spec.timeout_s,
+        owner=principal.owner,
+        max_attempts=spec.max_attempts,
+        metadata=spec.metadata,
+        workflow_id=spec.workflow_id,
+    )
+    return task.to_dict()
+
+
+@router.post("/batch", status_code=201)
+async def submit_tasks(
+    body: TaskBatch, principal: Principal = Depends(require("write")), svc: WorkersService = Depends(workers_service)
+) -> dict[str, Any]:
+    """Queue up to 1000 tasks at once (all validated before any is stored)."""
+    for item in body.tasks:
+        _check_on_behalf_of(principal, item.on_behalf_of)
+    tasks = await svc.submit_tasks([item.spec() for item in body.tasks], owner=principal.owner)
+    return {"items": [t.to_dict() for t in tasks], "total": len(tasks)}
+
+
+@router.get("")
+async def list_tasks(
+    status: str | None = None,
+    capability: str | None = Query(default=None, max_length=200),
+    worker_id: str | None = Query(default=None, max_length=200),
+    limit: int = Query(default=50, ge=1, le=500),
+    cursor: str | None = Query(default=None, max_length=64),
+    principal: Principal = Depends(require("read")),
+    svc: WorkersService = Depends(workers_service),
+) -> dict[str, Any]:
+    """Tasks, newest first; page with ``cursor=<next_cursor>``."""
+    tasks, next_cursor = await svc.list_tasks(
+        owner=visible_owner(principal),
+        status=status,
+        capability=capability,
+        worker_id=worker_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {"items": [t.to_dict() for t in tasks], "next_cursor": next_cursor}
+
+
+@router.get("/counts")
+async def task_counts(
+    capability: str | None = Query(default=None, max_length=200),
+    principal: Principal = Depends(require("read")),
+    svc: WorkersService = Depends(workers_service),
+) -> dict[str, int]:
+    """How many tasks are in each status."""
+    return await svc.task_counts(owner=visible_owner(principal), capability=capability)
+
+
+@router.get("/{task_id}")
+async def get_task(
+    task_id: str, principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+) -> dict[str, Any]:
+    return (await svc.get_task(task_id, owner=visible_owner(principal))).to_dict()
+
+
+@router.get("/{task_id}/wait")
+async def wait_task(
+    task_id: str,
+    timeout: float = Query(default=30.0, ge=0),
+    principal: Principal = Depends(require("read")),
+    svc: WorkersService = Depends(workers_service),
+) -> JSONResponse:
+    """Long-poll until the task is done (at most ``timeout`` seconds); returns it either way."""
+    timeout = min(timeout, svc.config.max_wait_s)
+    task = await svc.wait_task(task_id, timeout, owner=visible_owner(principal))
+    return JSONResponse(task.to_dict())
+
+
+@router.post("/{task_id}/cancel")
+async def cancel_task(
+    task_id: str,
+    body: CancelBody | None = None,
+    principal: Principal = Depends(require("write")),
+    svc: WorkersService = Depends(workers_service),
+) -> dict[str, Any]:
+    """Cancel a task; a running one's worker gets a ``cancel`` event and its lease ends."""
+    reason = body.reason if body is not None else "cancelled by the submitter"
+    return (await svc.cancel_task(task_id, owner=visible_owner(principal), reason=reason)).to_dict()
+
+
+@router.get("/{task_id}/progress")
+async def task_progress(
+    task_id: str, principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+) -> dict[str, Any]:
+    items = [p.to_dict() for p in await svc.task_progress(task_id, owner=visible_owner(principal))]
+    return {"items": items, "total": len(items)}
+
+
+@router.get("/{task_id}/leases")
+async def task_leases(
+    task_id: str, principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+) -> dict[str, Any]:
+    items = [lease.to_dict() for lease in await svc.task_leases(task_id, owner=visible_owner(principal))]
+    return {"items": items, "total": len(items)}
+
+
+def install_routes(app: FastAPI) -> None:
+    app.include_router(router)

@@ -1,0 +1,1 @@
+"""Doors that speak other SDKs' wire shapes (AI Spine, Neuron, Symbiont)."""

@@ -1,0 +1,68 @@
+"""Symbiont secrets: ``/api/v1/secrets...`` on the native secret service (values only in ``GET .../{name}``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from portside.server.api.v1.secrets import BackendConfig, meta_view
+from portside.server.auth import Principal
+from portside.server.context import AppContext, get_ctx
+from portside.server.ratelimit import rate_limited
+from portside.server.secrets.service import SecretService
+
+router = APIRouter(tags=["symbiont"])
+Reader = Depends(rate_limited("read"))
+Writer = Depends(rate_limited("write"))
+Admin = Depends(rate_limited("admin"))
+
+
+def svc(ctx: AppContext = Depends(get_ctx)) -> SecretService:
+    return ctx.service("secrets", SecretService)
+
+
+class SecretRequest(BaseModel):
+    """``symbiont.SecretRequest``; ``secret_value`` may be null on the wire (then 400)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    agent_id: str = Field(max_length=128)
+    secret_name: str = Field(max_length=128)
+    secret_value: str | None = Field(default=None, max_length=65536)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/secrets/config")
+async def configure_secret_backend(
+    body: BackendConfig, s: SecretService = Depends(svc), caller: Principal = Admin
+) -> Any:
+    return await s.configure(caller, body.model_dump())
+
+
+@router.post("/secrets")
+async def store_secret(body: SecretRequest, s: SecretService = Depends(svc), caller: Principal = Writer) -> Any:
+    meta = await s.store(caller, body.agent_id, body.secret_name, body.secret_value, description=body.description)
+    return meta_view(body.agent_id, body.secret_name, meta)
+
+
+@router.get("/secrets/{agent_id}")
+async def list_secrets(agent_id: str, s: SecretService = Depends(svc), caller: Principal = Reader) -> Any:
+    return {"agent_id": agent_id, "secrets": await s.list(caller, agent_id)}
+
+
+@router.get("/secrets/{agent_id}/{secret_name}")
+async def get_secret(
+    agent_id: str, secret_name: str, s: SecretService = Depends(svc), caller: Principal = Reader
+) -> Any:
+    value, _ = await s.get(caller, agent_id, secret_name)
+    return {"agent_id": agent_id, "secret_name": secret_name, "value": value.reveal()}
+
+
+@router.delete("/secrets/{agent_id}/{secret_name}")
+async def delete_secret(
+    agent_id: str, secret_name: str, s: SecretService = Depends(svc), caller: Principal = Writer
+) -> Any:
+    await s.delete(caller, agent_id, secret_name)
+    return {"agent_id": agent_id, "secret_name": secret_name, "deleted": True}
