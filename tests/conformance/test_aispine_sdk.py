@@ -200,7 +200,12 @@ def test_failed_execution_raises_execution_error(
             "flow_id": "doomed",
             "nodes": [
                 {"id": "in", "type": "input"},
-                {"id": "bad", "agent_id": "broken", "depends_on": ["in"], "retry": {"max_attempts": 2, "backoff_seconds": 0}},
+                {
+                    "id": "bad",
+                    "agent_id": "broken",
+                    "depends_on": ["in"],
+                    "retry": {"max_attempts": 2, "backoff_seconds": 0},
+                },
             ],
         },
     )
@@ -296,7 +301,9 @@ async def test_async_usage(server: LiveServer) -> None:
                 result: dict[str, Any] = (await session.get(f"{self.base_url}/executions/{execution_id}")).json()
                 return result
 
-        async def wait_for_execution(self, execution_id: str, timeout: int = 300, interval: float = 2) -> dict[str, Any]:
+        async def wait_for_execution(
+            self, execution_id: str, timeout: int = 300, interval: float = 2
+        ) -> dict[str, Any]:
             start = asyncio.get_event_loop().time()
             while asyncio.get_event_loop().time() - start < timeout:
                 result = await self.get_execution(execution_id)

@@ -27,6 +27,7 @@ from shipyard_neo import (
     UnauthorizedError,
     ValidationError,
 )
+from shipyard_neo.sandbox import Sandbox
 
 from tests.conftest import ADMIN_KEY, LiveServer, make_settings
 
@@ -49,6 +50,11 @@ async def client(bay: LiveServer) -> AsyncIterator[BayClient]:
         yield c
 
 
+def status_of(sandbox: Sandbox) -> SandboxStatus:
+    """The cached status (a function, so that type checkers do not pin it across refreshes)."""
+    return sandbox.status
+
+
 def make_key(url: str, scopes: list[str], name: str) -> str:
     r = httpx.post(
         f"{url}/v1/keys",
@@ -65,9 +71,7 @@ def make_key(url: str, scopes: list[str], name: str) -> str:
 
 async def test_readme_quick_start(client: BayClient) -> None:
     sandbox = await client.create_sandbox(profile="python-default", ttl=600)
-    py = await sandbox.python.exec(
-        "print('hello')", include_code=True, description="smoke run", tags="smoke,python"
-    )
+    py = await sandbox.python.exec("print('hello')", include_code=True, description="smoke run", tags="smoke,python")
     assert py.success and py.output == "hello\n"
     assert py.code == "print('hello')"
     assert py.execution_id and py.execution_time_ms is not None and py.execution_time_ms >= 0
@@ -102,12 +106,12 @@ async def test_lifecycle_refresh_stop_keepalive_extend_delete(client: BayClient)
     await sandbox.filesystem.write_file("keep.txt", "kept")
     await sandbox.stop()
     await sandbox.refresh()
-    assert sandbox.status == SandboxStatus.IDLE and sandbox.idle_expires_at is None
+    assert status_of(sandbox) == SandboxStatus.IDLE and sandbox.idle_expires_at is None
 
     # keepalive extends the idle deadline only; it never starts a session.
     await sandbox.keepalive()
     await sandbox.refresh()
-    assert sandbox.status == SandboxStatus.IDLE
+    assert status_of(sandbox) == SandboxStatus.IDLE
 
     # The next capability call starts a new session: variables are lost, files stay.
     lost = await sandbox.python.exec("print(x)")
@@ -348,7 +352,7 @@ async def test_history_filters_and_annotation(client: BayClient) -> None:
     e2 = await sandbox.shell.exec("echo step2", tags="etl,shell")
     e3 = await sandbox.python.exec("raise ValueError('x')", tags="other")
     e4 = await sandbox.shell.exec("false")
-    ids = [e.execution_id for e in (e1, e2, e3, e4)]
+    ids = [e.execution_id or "" for e in (e1, e2, e3, e4)]
 
     full = await sandbox.get_execution_history()
     assert full.total == 4 and [e.id for e in full.entries] == ids[::-1]  # newest first

@@ -18,7 +18,13 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
 async def test_agents_crud(mapi: httpx.AsyncClient) -> None:
     r = await mapi.post(
         "/v1/agents",
-        json={"id": "crud", "name": "Crud", "endpoint": "http://127.0.0.1:9/x/", "capabilities": ["a"], "type": "processor"},
+        json={
+            "id": "crud",
+            "name": "Crud",
+            "endpoint": "http://127.0.0.1:9/x/",
+            "capabilities": ["a"],
+            "type": "processor",
+        },
     )
     assert r.status_code == 201, r.text
     agent = r.json()

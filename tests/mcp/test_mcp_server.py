@@ -187,7 +187,7 @@ async def test_http_auth_and_scopes(server: LiveServer) -> None:
 
 
 async def test_http_session_sandboxes_are_lru_bounded(server: LiveServer) -> None:
-    runtime: MCPRuntime = server.app.state.ctx.services["mcp"]
+    runtime: MCPRuntime = server.app.state.ctx.services["mcp_server"]
     assert runtime.cache.max_size == CACHE_SIZE
     sandboxes: list[str] = []
     async with http_client(server, mode="legacy") as s1, http_client(server, mode="legacy") as s2:

@@ -169,9 +169,7 @@ def test_kill_9_mid_execution_then_restart(tmp_path: Path) -> None:
         assert history["total"] == 2
         assert [e["id"] for e in history["entries"]] == [sh["execution_id"], py["execution_id"]]
         assert ok(c.get(f"{base}/history/{py['execution_id']}"))["notes"] == "before crash"
-        assert [e["id"] for e in ok(c.get(f"{base}/history", params={"tags": "t1"}))["entries"]] == [
-            sh["execution_id"]
-        ]
+        assert [e["id"] for e in ok(c.get(f"{base}/history", params={"tags": "t1"}))["entries"]] == [sh["execution_id"]]
 
         # The next execution starts a fresh runtime: files are there, Python variables are not.
         again = ok(c.post(f"{base}/python/exec", json={"code": "print(open('from_py.txt').read())\nx"}))

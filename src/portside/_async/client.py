@@ -9,7 +9,10 @@ import httpx
 
 from portside._async._http import AsyncHTTP
 from portside._async.resources.agent_deployments import AsyncAgentDeployments
+from portside._async.resources.agents import AsyncAgents
 from portside._async.resources.cargos import AsyncCargos
+from portside._async.resources.executions import AsyncExecutions
+from portside._async.resources.flows import AsyncFlows
 from portside._async.resources.keys import AsyncKeys
 from portside._async.resources.reviews import AsyncReviews
 from portside._async.resources.sandboxes import AsyncSandboxes
@@ -48,6 +51,9 @@ class AsyncClient:
         self.reviews = AsyncReviews(self._http)
         self.secrets = AsyncSecrets(self._http)
         self.agent_deployments = AsyncAgentDeployments(self._http)
+        self.agents = AsyncAgents(self._http)
+        self.flows = AsyncFlows(self._http)
+        self.executions = AsyncExecutions(self._http)
 
     async def health(self) -> Health:
         """Liveness of the server."""

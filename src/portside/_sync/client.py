@@ -10,7 +10,10 @@ import httpx
 
 from portside._sync._http import HTTP
 from portside._sync.resources.agent_deployments import AgentDeployments
+from portside._sync.resources.agents import Agents
 from portside._sync.resources.cargos import Cargos
+from portside._sync.resources.executions import Executions
+from portside._sync.resources.flows import Flows
 from portside._sync.resources.keys import Keys
 from portside._sync.resources.reviews import Reviews
 from portside._sync.resources.sandboxes import Sandboxes
@@ -49,6 +52,9 @@ class Client:
         self.reviews = Reviews(self._http)
         self.secrets = Secrets(self._http)
         self.agent_deployments = AgentDeployments(self._http)
+        self.agents = Agents(self._http)
+        self.flows = Flows(self._http)
+        self.executions = Executions(self._http)
 
     def health(self) -> Health:
         """Liveness of the server."""

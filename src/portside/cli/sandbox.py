@@ -181,7 +181,10 @@ def cargo_ls(
     table.add_column("managed by", no_wrap=True)
     for cg in page.items:
         table.add_row(
-            str(cg.size_limit_mb), _when(cg.created_at), _when(cg.last_accessed_at), cg.id,
+            str(cg.size_limit_mb),
+            _when(cg.created_at),
+            _when(cg.last_accessed_at),
+            cg.id,
             cg.managed_by_sandbox_id or "-",
         )
     console.print(table)

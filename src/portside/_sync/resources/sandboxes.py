@@ -45,6 +45,11 @@ def _tags(tags: Tags) -> str | None:
     return ",".join(tags)
 
 
+def _read_local(path: str | os.PathLike[str]) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
 def _exec_body(timeout: int, include_code: bool, description: str | None, tags: Tags) -> dict[str, Any]:
     body: dict[str, Any] = {"timeout": timeout, "include_code": include_code}
     if description is not None:
@@ -147,9 +152,7 @@ class Filesystem:
 
     def upload_file(self, path: str, local_path: str | os.PathLike[str]) -> None:
         """Upload a local file."""
-        with open(local_path, "rb") as fh:
-            content = fh.read()
-        self.upload(path, content)
+        self.upload(path, _read_local(local_path))
 
     def download(self, path: str) -> bytes:
         """A file's bytes."""
@@ -160,10 +163,12 @@ class Filesystem:
         """Stream a file to ``local_path``; returns the number of bytes written."""
         written = 0
         with self._http.stream("GET", f"{self._base}/download", params={"path": path}) as response:
-            with open(local_path, "wb") as fh:
+            fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
                 for chunk in response.iter_bytes():
-                    fh.write(chunk)
-                    written += len(chunk)
+                    written += os.write(fd, chunk)
+            finally:
+                os.close(fd)
         return written
 
 

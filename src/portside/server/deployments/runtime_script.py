@@ -88,6 +88,7 @@ class Runtime:
             self.config: dict[str, Any] = json.load(fh)
         self.lease_seconds = float(self.config.get("lease_seconds") or LEASE_SECONDS)
         self.heartbeat = float(self.config.get("heartbeat_seconds") or HEARTBEAT)
+        self.status_path = os.path.join(root, "status.json")
         self.inbox = os.path.join(root, "inbox")
         self.outbox = os.path.join(root, "outbox")
         os.makedirs(self.inbox, exist_ok=True)
@@ -162,6 +163,8 @@ class Runtime:
         self.last_activity = time.time()
         result["duration_ms"] = round(elapsed_ms, 3)
         result["finished_at"] = self.last_activity
+        # Counters first, then the result: whoever sees a result also sees it counted.
+        _write_json(self.status_path, self.status("running"))
         _write_json(os.path.join(self.outbox, name), result)
         try:  # after the result exists, so a task is always either queued or answered
             os.unlink(path)
@@ -176,7 +179,7 @@ class Runtime:
         return age > self.lease_seconds
 
     def loop(self) -> int:
-        status_path = os.path.join(self.root, "status.json")
+        status_path = self.status_path
         _write_json(status_path, self.status("running"))
         next_beat = time.monotonic() + self.heartbeat
         reason = "stopped"

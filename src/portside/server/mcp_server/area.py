@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +29,48 @@ _CLOSE_TIMEOUT = 10.0
 
 @dataclass
 class MCPRuntime:
-    """What the area keeps in ``ctx.services["mcp"]``."""
+    """What the area keeps in ``ctx.services["mcp_server"]``."""
 
     server: Server[Any]
     cache: SandboxCache
     manager: StreamableHTTPSessionManager
     settings: MCPSettings
+
+
+class _ManagerTask:
+    """Runs the session manager in a task of its own.
+
+    Its anyio task group must be entered and left in one task; the start and stop hooks may run in
+    different tasks (e.g. under test fixtures).
+    """
+
+    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+        self.manager = manager
+        self._started = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async with self.manager.run():
+            self._started.set()
+            await self._stopping.wait()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="portside-mcp-sessions")
+        started = asyncio.create_task(self._started.wait())
+        await asyncio.wait({self._task, started}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._started.is_set():
+            started.cancel()
+            await self._task  # re-raises why the manager could not start
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(self._task, timeout=_CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("MCP session manager did not stop in time")
 
 
 def install(app: FastAPI, ctx: AppContext) -> None:
@@ -61,13 +96,13 @@ def install(app: FastAPI, ctx: AppContext) -> None:
 
     server = build_server(resolve, cache, max_output_chars=settings.max_output_chars)
     manager = StreamableHTTPSessionManager(app=server)
-    ctx.services["mcp"] = MCPRuntime(server, cache, manager, settings)
+    ctx.services["mcp_server"] = MCPRuntime(server, cache, manager, settings)
     endpoint = AuthenticatedMCP(ctx.keys.authenticate, manager, auth_enabled=ctx.settings.auth_enabled)
     app.router.routes.append(Route(MCP_PATH, endpoint=endpoint))
-    stack = AsyncExitStack()
+    runner = _ManagerTask(manager)
 
     async def _start() -> None:
-        await stack.enter_async_context(manager.run())
+        await runner.start()
 
     async def _stop() -> None:
         try:
@@ -75,7 +110,7 @@ def install(app: FastAPI, ctx: AppContext) -> None:
         except Exception:  # keep shutting down
             log.exception("could not release the MCP session sandboxes")
         finally:
-            await stack.aclose()
+            await runner.stop()
 
     ctx.on_start.append(_start)
     ctx.on_stop.append(_stop)

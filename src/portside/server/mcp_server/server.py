@@ -280,12 +280,14 @@ TOOLS: tuple[Tool, ...] = (
         "success, output (stdout), result (value of the last expression) and error.",
         a.ExecutePython,
         execute_python,
+        destructive=True,
     ),
     Tool(
         "execute_shell",
         "Run a shell command in a sandbox workspace. Returns execution_id, success, exit_code, output and error.",
         a.ExecuteShell,
         execute_shell,
+        destructive=True,
     ),
     Tool(
         "read_file", "Read a UTF-8 text file from a sandbox workspace.", a.ReadFile, read_file, "read", read_only=True

@@ -26,7 +26,6 @@ import os
 import re
 import shlex
 import signal
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -40,7 +39,9 @@ INTERACTIVE_ROLES = frozenset(
     "button link textbox checkbox radio combobox listbox menuitem menuitemcheckbox menuitemradio option "
     "searchbox slider spinbutton switch tab treeitem".split()
 )
-CONTENT_ROLES = frozenset("heading cell gridcell columnheader rowheader listitem article region main navigation".split())
+CONTENT_ROLES = frozenset(
+    "heading cell gridcell columnheader rowheader listitem article region main navigation".split()
+)
 _KNOWN_SCHEMES = ("http:", "https:", "file:", "about:", "data:", "blob:", "chrome:", "view-source:")
 _ROLE_LINE = re.compile(r'^([A-Za-z]+)(?:\s+"((?:[^"\\]|\\.)*)")?(.*)$')
 _SCROLL = {"down": (0, 1), "up": (0, -1), "right": (1, 0), "left": (-1, 0)}
@@ -126,7 +127,7 @@ def enhance_snapshot(
         if name is not None:
             name_index = by_name.get((lowered, name), 0)
             by_name[(lowered, name)] = name_index + 1
-        wants_ref = lowered in INTERACTIVE_ROLES or (lowered in CONTENT_ROLES and bool(name))
+        wants_ref = lowered in INTERACTIVE_ROLES or (not interactive and lowered in CONTENT_ROLES and bool(name))
         if depth is not None and level > depth:
             continue
         if not wants_ref:
@@ -567,7 +568,11 @@ class Commands:
             frame=self.b.frame,
         )
         page = await self.b.page()
-        return "snapshot", {"snapshot": text, "refs": {k: v.__dict__ for k, v in self.b.refs.items()}, "origin": page.url}
+        return "snapshot", {
+            "snapshot": text,
+            "refs": {k: v.__dict__ for k, v in self.b.refs.items()},
+            "origin": page.url,
+        }
 
     async def get(self, a: list[str]) -> tuple[str, dict[str, Any]]:
         _need(a, 1, "get text|html|value|attr|title|url|count|box <selector>")
@@ -618,7 +623,9 @@ class Commands:
         elif pos:
             path = pos[0]
         else:
-            path = os.path.join("screenshots", time.strftime("screenshot-%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1000000}.png")
+            path = os.path.join(
+                "screenshots", time.strftime("screenshot-%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1000000}.png"
+            )
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -1061,10 +1068,7 @@ class Agent:
                     await self.browser.page()
                 reply = {"ok": True, "duration_ms": int((time.monotonic() - started) * 1000)}
             elif op == "write_file":
-                path = str(req["path"])
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(str(req["content"]))
+                await asyncio.to_thread(_write_text, str(req["path"]), str(req["content"]))
                 reply = {"ok": True}
             elif op == "shutdown":
                 reply = {"ok": True}
@@ -1120,6 +1124,12 @@ async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
         writer.close()
         return
     await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+
+def _write_text(path: str, content: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(content)
 
 
 def _error_text(exc: BaseException) -> str:

@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -44,6 +44,11 @@ from portside.server.sandboxes.drivers.base import SandboxHandle
 from portside.server.sandboxes.models import SandboxRow
 from portside.server.sandboxes.profiles import CAPABILITY_BROWSER
 from portside.server.sandboxes.service import SandboxService
+
+if TYPE_CHECKING:
+    from portside.server.sandboxes.models import ExecutionRow
+    from portside.server.skills.schemas import CandidateInfo
+    from portside.server.skills.service import SkillService
 
 log = logging.getLogger("portside.browser")
 
@@ -661,7 +666,7 @@ class BrowserService:
         payload_ref: str | None,
         learn: bool,
         extra: dict[str, Any] | None = None,
-    ) -> Any:
+    ) -> ExecutionRow:
         last = steps[-1] if steps else None
         return await self.sandboxes.history.record(
             sandbox_id=row.id,
@@ -692,7 +697,7 @@ class BrowserService:
         caller: Principal,
         sandbox_id: str,
         skill_key: str,
-        skills: Any,
+        skills: SkillService,
         *,
         timeout: float = 60,
         stop_on_error: bool = True,
@@ -733,8 +738,10 @@ class BrowserService:
         failed = next((s for s in steps if s.exit_code != 0), None)
         error = None
         if not success:
-            error = (failed.stderr.strip() or f"step {failed.step_index} exited {failed.exit_code}") if failed else (
-                f"timed out after {len(steps)} of {len(commands)} steps"
+            error = (
+                (failed.stderr.strip() or f"step {failed.step_index} exited {failed.exit_code}")
+                if failed
+                else (f"timed out after {len(steps)} of {len(commands)} steps")
             )
         await skills.record_run(
             SkillRunRow(
@@ -762,7 +769,7 @@ class BrowserService:
             duration_ms=elapsed,
         )
 
-    async def _skill_commands(self, caller: Principal, skills: Any, candidate: Any) -> list[str]:
+    async def _skill_commands(self, caller: Principal, skills: SkillService, candidate: CandidateInfo) -> list[str]:
         """The commands of a candidate: its browser payload, else the commands of its browser evidence."""
         from portside.server.skills.runner import browser_commands
 

@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 log = logging.getLogger("portside.browser")
 _MAX_HEAD = 64 * 1024
 _CONNECT_TIMEOUT = 10.0
+_HOSTNAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
 _HOP_HEADERS = frozenset({"proxy-connection", "proxy-authorization", "connection", "keep-alive"})
 
 
@@ -57,7 +59,9 @@ class AllowEntry:
             literal = True
         except ValueError:
             literal = False
-        return cls(host=host, port=port, wildcard=wildcard, literal=literal)
+            if not _HOSTNAME.match(host):
+                raise ValueError(f"invalid egress allow-list entry {raw!r}") from None
+        return cls(host=host, port=port, wildcard=wildcard, literal=literal and not wildcard)
 
     def matches(self, host: str, port: int) -> bool:
         if self.port is not None and self.port != port:

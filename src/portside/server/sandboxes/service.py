@@ -18,6 +18,7 @@ from portside.server.errors import Conflict, DomainError, InvalidInput, NotFound
 from portside.server.ids import new_id
 from portside.server.sandboxes import files
 from portside.server.sandboxes.drivers.base import SandboxHandle
+from portside.server.sandboxes.drivers.paths import workspace_relative
 from portside.server.sandboxes.history import HistoryService
 from portside.server.sandboxes.models import CargoRow, SandboxRow
 from portside.server.sandboxes.profiles import (
@@ -171,11 +172,14 @@ class SandboxService:
     async def create(
         self, caller: Principal, *, profile: str = "python-default", ttl: int | None = None, cargo_id: str | None = None
     ) -> SandboxInfo:
-        """Create a sandbox and start its runtime (from the warm pool when possible)."""
+        """Create a sandbox with a running runtime (from the warm pool when possible).
+
+        The runtime starts first and the records are written once, already ``ready``: one write on
+        the hot path, and a start that fails leaves nothing behind (the caller gets ``ship_error``).
+        """
         prof = self.profiles.get(profile)
         if ttl is not None and not 0 <= ttl <= MAX_TTL:
             raise InvalidInput(f"ttl must be between 0 and {MAX_TTL} seconds", details={"ttl": ttl})
-        now = utcnow()
         sandbox_id = new_id("sbx")
         fresh = cargo_id is None
         if cargo_id is not None:
@@ -193,30 +197,49 @@ class SandboxService:
                 managed_by_sandbox_id=sandbox_id,
                 backend="local",
                 size_limit_mb=self.settings.sandbox_default_cargo_mb,
-                last_accessed_at=now,
+                last_accessed_at=utcnow(),
             )
-        row = SandboxRow(
-            id=sandbox_id,
-            owner=caller.owner,
-            profile=prof.id,
-            status=STARTING,
-            cargo_id=cargo.id,
-            ttl_seconds=ttl or None,
-            expires_at=now + timedelta(seconds=ttl) if ttl else None,
-            idle_expires_at=None,
-            node_id=self.node_id,
-        )
-        async with self.db.transaction() as s:
-            if fresh:
-                s.add(cargo)
-                await s.flush()
-            else:
-                attached = await s.get(CargoRow, cargo.id)
-                if attached is not None:
-                    attached.last_accessed_at = now
-            s.add(row)
-        await self._start_runtime(row, prof, fresh_workspace=fresh)
-        return self._info(await self._row(caller, sandbox_id))
+        async with self.runtimes.lock(sandbox_id):
+            try:
+                await self.runtimes.start(sandbox_id, self.workspace(cargo.id), prof.resources, fresh_workspace=fresh)
+            except Exception as exc:
+                log.exception("sandbox %s failed to start", sandbox_id)
+                if fresh:
+                    await asyncio.to_thread(shutil.rmtree, self.workspace(cargo.id), True)
+                raise RuntimeFailure(f"sandbox failed to start: {exc}", details={"profile": prof.id}) from exc
+            now = utcnow()
+            row = SandboxRow(
+                id=sandbox_id,
+                owner=caller.owner,
+                profile=prof.id,
+                status=READY,
+                cargo_id=cargo.id,
+                ttl_seconds=ttl or None,
+                expires_at=now + timedelta(seconds=ttl) if ttl else None,
+                idle_expires_at=now + timedelta(seconds=prof.idle_timeout),
+                last_active_at=now,
+                session_id=new_id("sess"),
+                node_id=self.node_id,
+                created_at=now,
+            )
+            try:
+                async with self.db.transaction() as s:
+                    if fresh:
+                        s.add(cargo)
+                        await s.flush()
+                    else:
+                        attached = await s.get(CargoRow, cargo.id)
+                        if attached is None or attached.deleted_at is not None:
+                            raise NotFound(f"cargo {cargo.id} not found", details={"cargo_id": cargo.id})
+                        attached.last_accessed_at = now
+                    s.add(row)
+            except BaseException:
+                await self.runtimes.stop(sandbox_id)
+                if fresh:
+                    await asyncio.to_thread(shutil.rmtree, self.workspace(cargo.id), True)
+                raise
+        self._remember(row)
+        return self._info(row)
 
     async def _start_runtime(self, row: SandboxRow, profile: Profile, *, fresh_workspace: bool) -> SandboxHandle:
         """Start (or find) the runtime and mark the sandbox ready."""
@@ -377,8 +400,10 @@ class SandboxService:
         error = result.error
         if result.timed_out:
             error = f"execution timed out after {limit:g}s and was interrupted" + (f"\n{error}" if error else "")
-        data: dict[str, object] = {"execution_count": result.execution_count, "output": {"text": result.result or "",
-                                   "images": result.images}}
+        data: dict[str, object] = {
+            "execution_count": result.execution_count,
+            "output": {"text": result.result or "", "images": result.images},
+        }
         data.update(result.data)
         entry = await self.history.record(
             sandbox_id=row.id,
@@ -424,7 +449,7 @@ class SandboxService:
         """Run a shell command in the sandbox and record it in the history."""
         limit = self._timeout(timeout)
         if cwd is not None:
-            files.workspace_relative(cwd)  # lexical check: invalid_path before anything runs
+            workspace_relative(cwd)  # lexical check: invalid_path before anything runs
         row, handle = await self._usable(caller, sandbox_id, CAPABILITY_SHELL)
         result = await handle.exec_shell(command, cwd=cwd, timeout=limit)
         error = result.stderr or None
@@ -487,7 +512,11 @@ class SandboxService:
             raise InvalidInput("size_limit_mb must be between 1 and 65536", details={"size_limit_mb": size})
         now = utcnow()
         row = CargoRow(
-            id=new_id("cargo"), owner=caller.owner, managed=False, backend="local", size_limit_mb=size,
+            id=new_id("cargo"),
+            owner=caller.owner,
+            managed=False,
+            backend="local",
+            size_limit_mb=size,
             last_accessed_at=now,
         )
         async with self.db.transaction() as s:
@@ -520,10 +549,14 @@ class SandboxService:
         row = await self._cargo(caller, cargo_id)
         async with self.db.transaction() as s:
             users = (
-                await s.execute(
-                    select(SandboxRow.id).where(SandboxRow.cargo_id == cargo_id, SandboxRow.deleted_at.is_(None))
+                (
+                    await s.execute(
+                        select(SandboxRow.id).where(SandboxRow.cargo_id == cargo_id, SandboxRow.deleted_at.is_(None))
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             if users:
                 raise Conflict(
                     f"cargo {cargo_id} is in use by sandbox(es) {', '.join(users)}",
@@ -546,22 +579,26 @@ class SandboxService:
         now = utcnow()
         async with self.db.session() as s:
             due = (
-                await s.execute(
-                    select(SandboxRow).where(
-                        SandboxRow.deleted_at.is_(None),
-                        SandboxRow.status != EXPIRED,
-                        SandboxRow.expires_at.is_not(None),
-                        SandboxRow.expires_at <= now,
+                (
+                    await s.execute(
+                        select(SandboxRow).where(
+                            SandboxRow.deleted_at.is_(None),
+                            SandboxRow.status != EXPIRED,
+                            SandboxRow.expires_at.is_not(None),
+                            SandboxRow.expires_at <= now,
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         for row in due:
             await self._expire(row.id)
         stopped = 0
         for sandbox_id in self.runtimes.running():
             async with self.db.session() as s:
-                row = await s.get(SandboxRow, sandbox_id)
-            if row is not None and row.idle_expires_at is not None and row.idle_expires_at <= now:
+                live = await s.get(SandboxRow, sandbox_id)
+            if live is not None and live.idle_expires_at is not None and live.idle_expires_at <= now:
                 async with self.runtimes.lock(sandbox_id):
                     await self.runtimes.stop(sandbox_id)
                 await self._set(sandbox_id, status=IDLE, idle_expires_at=None, session_id=None)
@@ -572,12 +609,16 @@ class SandboxService:
         """After a restart no runtime survives: sandboxes this node ran become idle (files intact)."""
         async with self.db.transaction() as s:
             rows = (
-                await s.execute(
-                    select(SandboxRow).where(
-                        SandboxRow.deleted_at.is_(None), SandboxRow.status.in_([READY, STARTING])
+                (
+                    await s.execute(
+                        select(SandboxRow).where(
+                            SandboxRow.deleted_at.is_(None), SandboxRow.status.in_([READY, STARTING])
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             for row in rows:
                 if row.node_id is None or row.node_id.startswith(self.settings.instance_name):
                     row.status = IDLE

@@ -2,7 +2,7 @@
 
 * A namespace is an agent id. It belongs to the owner of the Symbiont agent of that id, else to the
   key owner that first stored a secret in it. The owner (with ``read`` / ``write``) may use it; other
-  callers need the ``secrets`` scope (``admin`` implies it).
+  callers, and reads of a namespace nobody claimed, need the ``secrets`` scope (``admin`` implies it).
 * Values live only in the backend (encrypted file by default, OS keychain, Vault). They never reach
   logs, error messages or list output, and every read (and write, delete, list, denial) is audited.
 * The backend choice (``configure``, admin only) is stored encrypted in the database and restored at start.
@@ -130,7 +130,9 @@ class SecretService:
         if name is not None:
             validate_name(name, "secret_name")
         owner = await self._owner(agent_id)
-        mine = owner is None or owner == caller.owner
+        # An unclaimed namespace is claimed by its first writer; reading one (a backend such as Vault
+        # may hold entries Portside never wrote) needs the ``secrets`` scope.
+        mine = owner == caller.owner or (owner is None and action == "write")
         if caller.has(scope) and (caller.has("secrets") or mine):
             return owner
         await self._audit(caller, action, "denied", agent_id, name, owner)

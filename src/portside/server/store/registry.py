@@ -19,6 +19,7 @@ MODEL_MODULES: list[str] = [
     "portside.server.reviews.tables",
     "portside.server.secrets.tables",
     "portside.server.deployments.tables",
+    "portside.server.knowledge.models",
 ]
 
 

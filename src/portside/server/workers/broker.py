@@ -232,6 +232,10 @@ class Broker:
 
     # -- caller checks ------------------------------------------------------------------------
 
+    def check_worker(self, caller: WorkerCaller, worker_id: str) -> None:
+        """403 unless ``caller`` may act as ``worker_id`` (worker scope, token binding)."""
+        self._check_caller(caller, worker_id)
+
     @staticmethod
     def _check_caller(caller: WorkerCaller, worker_id: str) -> None:
         caller.principal.require("worker")
@@ -529,10 +533,10 @@ class Broker:
 
     @staticmethod
     def _check_holder(lease: Any, caller: WorkerCaller, worker_id: str | None) -> None:
-        wid = worker_id or caller.bound_worker_id
+        claimed = {w for w in (worker_id, caller.bound_worker_id) if w}
         same_key = lease["key_id"] == caller.principal.key_id
-        if wid is not None:
-            ok = lease["worker_id"] == wid and (same_key or caller.principal.has("admin"))
+        if claimed:
+            ok = claimed == {lease["worker_id"]} and (same_key or caller.principal.has("admin"))
         else:
             ok = same_key
         if not ok:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
-from portside.server.errors import InvalidInput
+from portside.server.errors import InvalidInput, PayloadTooLarge
 from portside.server.sandboxes import files
 from portside.server.sandboxes.drivers import create_driver
 from portside.server.sandboxes.drivers.pool import WarmPool
@@ -165,8 +165,13 @@ async def exec_python(
 ) -> Response:
     """Run Python in the sandbox's kernel; a failing program is a 200 with ``success: false``."""
     result = await s.exec_python(
-        caller, sandbox_id, body.code, timeout=body.timeout, include_code=body.include_code,
-        description=body.description, tags=body.tags,
+        caller,
+        sandbox_id,
+        body.code,
+        timeout=body.timeout,
+        include_code=body.include_code,
+        description=body.description,
+        tags=body.tags,
     )
     return _json(result)
 
@@ -177,8 +182,14 @@ async def exec_shell(
 ) -> Response:
     """Run a shell command in the workspace; a non-zero exit is a 200 with ``success: false``."""
     result = await s.exec_shell(
-        caller, sandbox_id, body.command, cwd=body.cwd, timeout=body.timeout, include_code=body.include_code,
-        description=body.description, tags=body.tags,
+        caller,
+        sandbox_id,
+        body.command,
+        cwd=body.cwd,
+        timeout=body.timeout,
+        include_code=body.include_code,
+        description=body.description,
+        tags=body.tags,
     )
     return _json(result)
 
@@ -258,9 +269,7 @@ async def upload(
     ws, limit = await _fs(sandbox_id, s, caller)
     size = file.size if file.size is not None else 0
     if size > s.max_file_bytes:
-        raise files.PayloadTooLarge(
-            f"file of {size} bytes exceeds the {s.max_file_bytes}-byte limit", details={"size": size}
-        )
+        raise PayloadTooLarge(f"file of {size} bytes exceeds the {s.max_file_bytes}-byte limit", details={"size": size})
     content = await file.read(s.max_file_bytes + 1)
     await _blocking(files.write_bytes, ws, path, content, limit, s.max_file_bytes)
     return {"path": path, "size": len(content)}

@@ -237,7 +237,7 @@ async def worker_results(
     svc: WorkersService = Depends(workers_service),
 ) -> dict[str, Any]:
     """Acks and nacks, many per request; each item reports its own outcome."""
-    caller.principal.require("worker")
+    svc.broker.check_worker(caller, worker_id)
     requests = [
         ResultRequest(
             lease_id=item.lease_id,
@@ -263,7 +263,7 @@ async def worker_progress(
     caller: WorkerCaller = Depends(worker_caller),
     svc: WorkersService = Depends(workers_service),
 ) -> dict[str, Any]:
-    caller.principal.require("worker")
+    svc.broker.check_worker(caller, worker_id)
     entry = await svc.broker.progress(
         caller, worker_id, body.lease_id, percent=body.percent, message=body.message, data=body.data
     )
