@@ -154,12 +154,20 @@ async def test_conditions_skip_branches_and_map_fans_out(mapi: httpx.AsyncClient
 
 
 async def test_unavailable_node_kind_fails_clearly(mapi: httpx.AsyncClient) -> None:
-    flow = {
-        "flow_id": "py",
-        "nodes": [{"id": "in", "type": "input"}, {"id": "p", "type": "python", "code": "1", "depends_on": ["in"]}],
-    }
+    registry = mapi.app.state.ctx.services["flow_executors"]  # type: ignore[attr-defined]
+    removed = registry.disable("python", "python nodes are switched off on this server")
+    try:
+        flow = {"flow_id": "py", "nodes": [{"id": "p", "type": "python", "code": "output = 1"}]}
+        assert (await mapi.post("/v1/flows", json=flow)).status_code == 201
+        r = await mapi.post("/v1/flows/py/executions", json={"input": {}})
+        done = await wait_done(mapi, r.json()["execution_id"])
+        assert done["status"] == "failed"
+        assert done["error_message"] == "node 'p' failed: python nodes are switched off on this server"
+        assert done["error"]["code"] == "executor_unavailable"
+    finally:
+        registry.register("python", removed)
+    flow = {"flow_id": "sk", "nodes": [{"id": "s", "type": "skill", "skill": "no-such-skill"}]}
     assert (await mapi.post("/v1/flows", json=flow)).status_code == 201
-    r = await mapi.post("/v1/flows/py/executions", json={"input": {}})
+    r = await mapi.post("/v1/flows/sk/executions", json={"input": {}})
     done = await wait_done(mapi, r.json()["execution_id"])
-    assert done["status"] == "failed"
-    assert "needs the sandboxes area" in done["error_message"] or "python" in done["error_message"]
+    assert done["status"] == "failed" and "skill 'no-such-skill'" in done["error_message"]

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from portside.server.auth import Principal
 from portside.server.errors import Conflict, InvalidInput, NotFound
 from portside.server.workers.broker import ResultRequest
+from portside.server.workers.domain import LeaseFrame
 from portside.server.workers.service import TaskSpec, WorkersService
 from portside.server.workers.sessions import Session
 from portside.server.workers.tokens import WorkerCaller
@@ -98,6 +99,11 @@ async def test_lease_expiry_requeues_then_gives_up(app: FastAPI) -> None:
     with pytest.raises(Conflict) as ei:
         await _ack(svc, first.lease_id, "late")
     assert ei.value.code == "lease_expired"
+    # a worker that let a lease expire gets nothing new until it heartbeats again
+    assert session.paused
+    await svc.broker.dispatch_round()
+    assert not [f for f in list(session.outbox._queue) if isinstance(f, LeaseFrame)]  # only the cancel
+    await svc.broker.heartbeat(ADMIN, "svc-expiry", [])
     second = await next_lease(session)
     assert second.task_id == task.id and second.attempt == 2
     await asyncio.sleep(0.15)

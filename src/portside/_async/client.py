@@ -14,6 +14,7 @@ from portside._async.resources.cargos import AsyncCargos
 from portside._async.resources.executions import AsyncExecutions
 from portside._async.resources.flows import AsyncFlows
 from portside._async.resources.keys import AsyncKeys
+from portside._async.resources.knowledge import AsyncKnowledge
 from portside._async.resources.reviews import AsyncReviews
 from portside._async.resources.sandboxes import AsyncSandboxes
 from portside._async.resources.secrets import AsyncSecrets
@@ -51,6 +52,7 @@ class AsyncClient:
         self.reviews = AsyncReviews(self._http)
         self.secrets = AsyncSecrets(self._http)
         self.agent_deployments = AsyncAgentDeployments(self._http)
+        self.knowledge = AsyncKnowledge(self._http)
         self.agents = AsyncAgents(self._http)
         self.flows = AsyncFlows(self._http)
         self.executions = AsyncExecutions(self._http)

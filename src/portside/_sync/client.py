@@ -15,6 +15,7 @@ from portside._sync.resources.cargos import Cargos
 from portside._sync.resources.executions import Executions
 from portside._sync.resources.flows import Flows
 from portside._sync.resources.keys import Keys
+from portside._sync.resources.knowledge import Knowledge
 from portside._sync.resources.reviews import Reviews
 from portside._sync.resources.sandboxes import Sandboxes
 from portside._sync.resources.secrets import Secrets
@@ -52,6 +53,7 @@ class Client:
         self.reviews = Reviews(self._http)
         self.secrets = Secrets(self._http)
         self.agent_deployments = AgentDeployments(self._http)
+        self.knowledge = Knowledge(self._http)
         self.agents = Agents(self._http)
         self.flows = Flows(self._http)
         self.executions = Executions(self._http)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from portside._version import __version__
+from portside.cli.flows import agent_app, flow_app
 from portside.cli.mcp import mcp_command
 from portside.cli.sandbox import cargo_app, sandbox_app
 from portside.cli.secrets import secret_app
@@ -26,6 +27,8 @@ app.add_typer(cargo_app, name="cargo")
 app.add_typer(skill_app, name="skill")
 app.add_typer(tool_app, name="tool")
 app.add_typer(secret_app, name="secret")
+app.add_typer(flow_app, name="flow")
+app.add_typer(agent_app, name="agent")
 app.command("mcp")(mcp_command)
 console = Console()
 err = Console(stderr=True)

@@ -22,4 +22,6 @@ AREAS: list[str] = [
     "portside.server.api.v1.secrets",
     "portside.server.api.v1.agent_deployments",
     "portside.server.dialects.symbiont",
+    "portside.server.mcp_hub.area",
+    "portside.server.api.v1.knowledge",
 ]

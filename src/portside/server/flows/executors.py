@@ -1,8 +1,9 @@
 """Node executors: one async callable per node kind, looked up in a registry.
 
 An executor gets a :class:`NodeCall` and returns the node's output (any JSON value), or raises
-:class:`NodeError`. Areas built later (sandboxes, skills) register the ``python`` and ``skill``
-kinds with :meth:`ExecutorRegistry.register`; until then those nodes fail with a clear error.
+:class:`NodeError`. ``task``, ``python`` and ``skill`` use the workers, sandboxes and skills
+services found in ``ctx.services`` at call time; when an area is absent the node fails with a
+clear error. Other areas may add or replace kinds with :meth:`ExecutorRegistry.register`.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class ExecutorRegistry:
         """Declare ``kind`` known but not runnable here, with the reason shown on failure."""
         if kind not in self._executors:
             self._missing[kind] = reason
+
+    def disable(self, kind: str, reason: str) -> NodeExecutor | None:
+        """Stop running ``kind`` here (nodes fail with ``reason``); returns the removed executor."""
+        removed = self._executors.pop(kind, None)
+        self._missing[kind] = reason
+        return removed
 
     def get(self, kind: str) -> NodeExecutor | None:
         return self._executors.get(kind)
@@ -285,6 +292,117 @@ class TaskExecutor:
         return await run_worker_task(call, backend, call.spec.capability or "", call.input)
 
 
+OUTPUT_MARKER = "__PORTSIDE_FLOW_OUTPUT__"
+
+
+def _caller(owner: str) -> Any:
+    from portside.server.auth import Principal
+
+    return Principal(key_id="flow-engine", name="flow engine", owner=owner, scopes=frozenset({"read", "write"}))
+
+
+def python_program(code: str, node_input: Any) -> str:
+    """The cell run in the sandbox: ``input`` is bound, the code may set ``output``."""
+    literal = json.dumps(json.dumps(node_input, default=str))
+    return (
+        f"import json as _ps_json\ninput = _ps_json.loads({literal})\noutput = None\n"
+        f"{code}\n"
+        f"print({OUTPUT_MARKER!r} + _ps_json.dumps(output, default=str))\n"
+    )
+
+
+class PythonExecutor:
+    """``python`` nodes: run ``code`` in a fresh sandbox; ``input`` is bound, ``output`` is returned.
+
+    The sandbox is deleted afterwards, and at once on cancellation (which interrupts the kernel).
+    """
+
+    def __init__(self, services: Mapping[str, Any]) -> None:
+        self.services = services
+
+    async def __call__(self, call: NodeCall) -> Any:
+        sandboxes = self.services.get("sandboxes")
+        if sandboxes is None:
+            raise NodeError(
+                "node kind 'python' needs the sandboxes area, which is not installed on this server",
+                code="executor_unavailable",
+            )
+        caller = _caller(call.owner)
+        if call.external_ref:  # a sandbox left behind by an interrupted attempt
+            await _quiet(sandboxes.delete(caller, call.external_ref))
+        profile = str(call.spec.config.get("profile", "python-default"))
+        try:
+            box = await sandboxes.create(caller, profile=profile, ttl=int(call.timeout) + 120)
+        except Exception as exc:
+            raise NodeError(
+                f"cannot create a sandbox: {getattr(exc, 'message', exc)}", retryable=True, code="sandbox_error"
+            ) from None
+        await call.set_external_ref(box.id)
+        try:
+            result = await sandboxes.exec_python(
+                caller, box.id, python_program(call.spec.code or "", call.input), timeout=call.timeout
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise NodeError(f"python node: {getattr(exc, 'message', exc)}", code="python_error") from None
+        finally:
+            await _quiet(asyncio.shield(sandboxes.delete(caller, box.id)))
+            await call.set_external_ref(None)
+        stdout = str(result.output or "")
+        if not result.success:
+            raise NodeError(
+                f"python node raised: {(result.error or '').strip()[-2000:]}",
+                code="python_error",
+                details={"stdout": stdout[-4000:]},
+            )
+        logs, marker, tail = stdout.rpartition(OUTPUT_MARKER)
+        if not marker:
+            return {"stdout": stdout}
+        value = json.loads(tail.strip().splitlines()[0] if tail.strip() else "null")
+        return value if value is not None else {"stdout": logs}
+
+
+class SkillExecutor:
+    """``skill`` nodes: run the active release of skill ``key`` (``key@stage`` picks a stage)."""
+
+    def __init__(self, services: Mapping[str, Any]) -> None:
+        self.services = services
+
+    async def __call__(self, call: NodeCall) -> Any:
+        skills = self.services.get("skills")
+        if skills is None:
+            raise NodeError(
+                "node kind 'skill' needs the skills area, which is not installed on this server",
+                code="executor_unavailable",
+            )
+        key, _, stage = (call.spec.skill or "").partition("@")
+        try:
+            result = await skills.run_skill(
+                _caller(call.owner),
+                key,
+                input=call.input,
+                stage=stage or call.spec.config.get("stage"),
+                timeout=call.timeout,
+            )
+        except Exception as exc:
+            raise NodeError(f"skill '{key}': {getattr(exc, 'message', exc)}", code="skill_error") from None
+        if not result.success:
+            raise NodeError(
+                f"skill '{key}' v{result.version} failed: {result.error or 'no details'}",
+                code="skill_failed",
+                details={"run_id": result.run_id, "release_id": result.release_id},
+            )
+        return result.result if result.result is not None else {"output": result.output}
+
+
+async def _quiet(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:  # best-effort clean-up
+        pass
+
+
 def output_size(value: Any) -> int:
     """Bytes of ``value`` as stored JSON."""
     return len(json.dumps(value, separators=(",", ":"), default=str))
@@ -303,8 +421,6 @@ def default_registry(agents: AgentService, services: Mapping[str, Any]) -> Execu
     registry.register("noop", passthrough)
     registry.register("condition", condition)
     registry.register("task", TaskExecutor(tasks))
-    registry.mark_unavailable(
-        "python", "node kind 'python' needs the sandboxes area, which is not installed on this server"
-    )
-    registry.mark_unavailable("skill", "node kind 'skill' needs the skills area, which is not installed on this server")
+    registry.register("python", PythonExecutor(services))
+    registry.register("skill", SkillExecutor(services))
     return registry

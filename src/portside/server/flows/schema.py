@@ -92,7 +92,7 @@ class _NodeFields(BaseModel):
     timeout_seconds: float | None = Field(default=None, gt=0, le=86_400)
     capability: str | None = Field(default=None, max_length=200, description="task: the worker capability.")
     code: str | None = Field(default=None, max_length=200_000, description="python: the code to run.")
-    skill: str | None = Field(default=None, max_length=300, description="skill: 'name' or 'name@version'.")
+    skill: str | None = Field(default=None, max_length=300, description="skill: the skill key, or 'key@stage'.")
     expression: str | None = Field(default=None, max_length=2000, description="condition: a boolean expression.")
 
 

@@ -94,7 +94,7 @@ def _kind_issues(node_id: str, node: _NodeFields, prefix: str = "") -> Iterable[
     if kind == "python" and not node.code:
         yield need("code", "the Python code to run in a sandbox")
     if kind == "skill" and not node.skill:
-        yield need("skill", "'name' or 'name@version' of a skill")
+        yield need("skill", "the skill key, or 'key@stage'")
     if kind == "condition" and not node.expression:
         yield need("expression", "a boolean expression")
     if kind == "map":

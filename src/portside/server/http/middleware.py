@@ -126,17 +126,19 @@ class IdempotencyMiddleware:
             return
 
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+        messages: list[Message] = []
 
         async def _replay_receive() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
         async def _capture(message: Message) -> None:
+            # Held back until the outcome is stored, so an immediate repeat finds it completed.
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 captured["headers"] = list(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 captured["body"].extend(message.get("body", b""))
-            await send(message)
+            messages.append(message)
 
         try:
             await self.app(scope, _replay_receive, _capture)
@@ -146,23 +148,25 @@ class IdempotencyMiddleware:
         status = int(captured["status"])
         if status >= 500 or status in _NOT_STORED:
             await self._release(db, key_scope, key)
-            return
-        stored_headers = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in captured["headers"]
-            if k.lower() in (b"content-type", b"location")
-        }
-        async with db.transaction() as s:
-            row = (
-                await s.execute(
-                    select(IdempotencyRow).where(IdempotencyRow.scope == key_scope, IdempotencyRow.key == key)
-                )
-            ).scalar_one_or_none()
-            if row is not None:
-                row.state = "completed"
-                row.status_code = status
-                row.headers = stored_headers
-                row.body = bytes(captured["body"])
+        else:
+            stored_headers = {
+                k.decode("latin-1"): v.decode("latin-1")
+                for k, v in captured["headers"]
+                if k.lower() in (b"content-type", b"location")
+            }
+            async with db.transaction() as s:
+                row = (
+                    await s.execute(
+                        select(IdempotencyRow).where(IdempotencyRow.scope == key_scope, IdempotencyRow.key == key)
+                    )
+                ).scalar_one_or_none()
+                if row is not None:
+                    row.state = "completed"
+                    row.status_code = status
+                    row.headers = stored_headers
+                    row.body = bytes(captured["body"])
+        for message in messages:
+            await send(message)
 
     async def _claim(
         self, db: Database, key_scope: str, key: str, request_hash: str

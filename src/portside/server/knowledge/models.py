@@ -41,9 +41,7 @@ class KnowledgeChunkRow(Base):
 
     __tablename__ = "knowledge_chunks"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["owner", "item_id"], ["knowledge_items.owner", "knowledge_items.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["owner", "item_id"], ["knowledge_items.owner", "knowledge_items.id"], ondelete="CASCADE"),
         Index("ix_knowledge_chunks_item", "owner", "item_id"),
         Index("ix_knowledge_chunks_version", "version"),
         {"sqlite_autoincrement": True},  # ids are never reused: tombstones name them

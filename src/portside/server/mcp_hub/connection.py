@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -47,6 +48,7 @@ TRANSPORTS = (STDIO, STREAMABLE_HTTP, SSE)
 CONNECTED, CONNECTING, DISCONNECTED, ERROR = "connected", "connecting", "disconnected", "error"
 _STDERR_TAIL = 2000
 _MAX_PAGES = 50
+_ERRORISH = re.compile(r"error|exception|traceback|fatal|panic|killed", re.IGNORECASE)
 
 
 class ConnectFailed(Exception):
@@ -255,10 +257,14 @@ class LiveConnection:
         except Exception:  # the hook records state; never let it break the connection
             log.exception("MCP hub state hook failed for %s", self.name)
 
-    def _append_stderr(self) -> None:
+    def _append_stderr(self, *, errors_only: bool = False) -> None:
+        """Add the last line of the server's stderr to ``last_error`` (after a crash: only if it reads as one)."""
         line = _last_line(_tail(self.stderr_path))
-        if line and self.last_error and line not in self.last_error:
-            self.last_error = f"{self.last_error}; stderr: {line}"
+        if not line or not self.last_error or line in self.last_error:
+            return
+        if errors_only and not _ERRORISH.search(line):
+            return
+        self.last_error = f"{self.last_error}; stderr: {line}"
 
     # ------------------------------------------------------------------ the owning task
 
@@ -317,7 +323,7 @@ class LiveConnection:
             elif lost_reason is not None or (failure is not None and not self._stop.is_set()):
                 self.status = DISCONNECTED
                 self.last_error = lost_reason or f"connection lost: {failure}"
-                self._append_stderr()
+                self._append_stderr(errors_only=True)
                 self.pid = None
                 log.warning("MCP server %s disconnected: %s", self.name, self.last_error)
                 await self._notify()

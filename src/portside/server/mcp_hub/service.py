@@ -378,6 +378,12 @@ class McpHubService:
             details={"server_name": row.name, "last_error": reason},
         )
 
+    async def stderr_tail(self, name: str) -> str:
+        """The end of a stdio server's stderr log (empty when it never ran here)."""
+        row = await self._row(name)
+        conn = self._live.get(row.id)
+        return await asyncio.to_thread(conn.stderr_tail) if conn is not None else ""
+
     def connected_count(self) -> int:
         return sum(1 for c in self._live.values() if c.is_connected)
 

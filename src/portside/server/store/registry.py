@@ -20,6 +20,7 @@ MODEL_MODULES: list[str] = [
     "portside.server.secrets.tables",
     "portside.server.deployments.tables",
     "portside.server.knowledge.models",
+    "portside.server.mcp_hub.models",
 ]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from portside.server.clock import isoformat, utcnow
+from portside.server.clock import as_utc, isoformat, utcnow
 from portside.server.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unavailable
 from portside.server.ids import new_id
 from portside.server.store import Database
@@ -184,6 +184,11 @@ class Broker:
             session = self.sessions.get(str(payload.get("id")))
             if session is not None and session.stream_id != payload.get("s"):
                 self._drop(session, "superseded by a newer connection of the same worker")
+        elif event == "stale":
+            for worker_id in payload.get("w", []):
+                self._pause(worker_id)
+        elif event == "alive":
+            self._resume(str(payload.get("id")))
         elif event == "resync":
             self._last_reconcile = 0.0
             self._wake.set()
@@ -202,6 +207,25 @@ class Broker:
         if freed:
             self._wake.set()
         return remote
+
+    def _pause(self, worker_id: str) -> bool:
+        session = self.sessions.get(worker_id)
+        if session is None:
+            return False
+        if not session.paused:
+            log.warning("worker %s let a lease expire; no new leases until it heartbeats", worker_id)
+            session.paused = True
+            session.paused_at = utcnow()
+        return True
+
+    def _resume(self, worker_id: str) -> bool:
+        session = self.sessions.get(worker_id)
+        if session is None:
+            return False
+        if session.paused:
+            session.paused = False
+            self._wake.set()
+        return True
 
     def _cancel_local(self, lease_id: str, worker_id: str, reason: str) -> bool:
         session = self.sessions.get(worker_id)
@@ -434,6 +458,7 @@ class Broker:
                 )
             ).all()
         session.apply(session_id, specs)
+        session.paused = False
         for lease_id, ctype in held:
             if lease_id not in session.lease_cap:
                 session.add_lease(lease_id, ctype)
@@ -490,6 +515,8 @@ class Broker:
                         params,
                     )
                     renewed = [r.id for r in rows]
+        if not self._resume(worker_id):
+            self.notifier.publish("alive", {"id": worker_id})
         ended = sorted(set(wanted) - set(renewed))
         return {"renewed": renewed, "ended": ended, "server_time": now}
 
@@ -819,7 +846,7 @@ class Broker:
     def _demand(self) -> dict[tuple[str, str | None, str | None], list[tuple[Session, int]]]:
         demand: dict[tuple[str, str | None, str | None], list[tuple[Session, int]]] = {}
         for session in self.sessions.values():
-            if session.closed or not session.registered:
+            if session.closed or not session.registered or session.paused:
                 continue
             for ctype, state in session.caps.items():
                 free = state.free
@@ -999,6 +1026,7 @@ class Broker:
         ended: dict[str, list[str]] = {}
         done: list[str] = []
         requeued: list[str] = []
+        expired: list[Any] = []
         full = False
         async with self.store.tx() as s:
             expired = (
@@ -1095,6 +1123,10 @@ class Broker:
                     )
                     cancels.append((task["lease_id"], task["worker_id"], "task timed out"))
                     ended.setdefault(task["worker_id"], []).append(task["lease_id"])
+        stale = sorted({lease["worker_id"] for lease in expired})
+        remote_stale = [w for w in stale if not self._pause(w)]
+        if remote_stale:
+            self.notifier.publish("stale", {"w": remote_stale})
         if cancels:
             self.send_cancels(cancels)
         if ended:
@@ -1122,6 +1154,20 @@ class Broker:
                     )
                 )
             ).all()
+            paused = sorted(wid for wid, sess in local.items() if sess.paused)
+            beats = (
+                (
+                    await s.execute(
+                        select(WORKERS.c.id, WORKERS.c.last_heartbeat_at).where(WORKERS.c.id.in_(paused))
+                    )
+                ).all()
+                if paused
+                else []
+            )
+        for worker_id, beat in beats:
+            sess = local[worker_id]
+            if beat is not None and sess.paused_at is not None and as_utc(beat) > sess.paused_at:
+                self._resume(worker_id)
         active: dict[str, dict[str, str]] = {}
         for lease_id, worker_id, ctype in rows:
             active.setdefault(worker_id, {})[lease_id] = ctype

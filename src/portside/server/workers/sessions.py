@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from portside.server.ids import new_id
 from portside.server.workers.capabilities import CapabilitySpec
@@ -41,6 +42,9 @@ class Session:
         self.outbox: asyncio.Queue[Frame | None] = asyncio.Queue()
         self.closed = False
         self.finalized = False
+        #: Set when one of its leases expired: no new leases until it heartbeats again.
+        self.paused = False
+        self.paused_at: datetime | None = None
 
     @property
     def registered(self) -> bool:
