@@ -23,10 +23,10 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 
 from portside.server.clock import isoformat, utcnow
 from portside.server.flows.config import FlowSettings
@@ -46,6 +46,9 @@ from portside.server.flows.service import FlowService
 from portside.server.store import Database
 
 log = logging.getLogger("portside.flows.engine")
+# Core tables: the engine's writes skip the ORM's unit of work and session synchronisation.
+EXEC = cast(Table, ExecutionRow.__table__)
+NODES = cast(Table, NodeRunRow.__table__)
 
 #: Engine ids alive in this process (so two apps in one process never steal each other's leases).
 _LIVE_OWNERS: set[str] = set()
@@ -211,16 +214,16 @@ class Engine:
             return 0
         now = utcnow()
         stmt = (
-            select(ExecutionRow.id, ExecutionRow.lease_owner, ExecutionRow.lease_expires_at, ExecutionRow.lease_token)
+            select(EXEC.c.id, EXEC.c.lease_owner, EXEC.c.lease_expires_at, EXEC.c.lease_token)
             .where(
-                ExecutionRow.status.in_(("pending", "running")),
+                EXEC.c.status.in_(("pending", "running")),
                 or_(
-                    ExecutionRow.lease_owner.is_(None),
-                    ExecutionRow.lease_expires_at < now,
-                    ExecutionRow.lease_owner.like(f"{self.host}:%"),
+                    EXEC.c.lease_owner.is_(None),
+                    EXEC.c.lease_expires_at < now,
+                    EXEC.c.lease_owner.like(f"{self.host}:%"),
                 ),
             )
-            .order_by(ExecutionRow.created_at)
+            .order_by(EXEC.c.created_at)
             .limit(room * 2)
         )
         async with self.db.session() as s:
@@ -241,8 +244,8 @@ class Engine:
         async with self.db.transaction() as s:
             for exec_id, token in chosen:
                 result = await s.execute(
-                    update(ExecutionRow)
-                    .where(ExecutionRow.id == exec_id, ExecutionRow.lease_token == token)
+                    update(EXEC)
+                    .where(EXEC.c.id == exec_id, EXEC.c.lease_token == token)
                     .values(lease_owner=self.owner, lease_expires_at=expires_at, lease_token=token + 1)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -285,14 +288,14 @@ class Engine:
         expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
         async with self.db.transaction() as s:
             await s.execute(
-                update(ExecutionRow)
-                .where(ExecutionRow.id.in_(ids), ExecutionRow.lease_owner == self.owner)
+                update(EXEC)
+                .where(EXEC.c.id.in_(ids), EXEC.c.lease_owner == self.owner)
                 .values(lease_expires_at=expires_at)
             )
             rows = (
                 await s.execute(
-                    select(ExecutionRow.id, ExecutionRow.lease_owner, ExecutionRow.cancel_requested).where(
-                        ExecutionRow.id.in_(ids)
+                    select(EXEC.c.id, EXEC.c.lease_owner, EXEC.c.cancel_requested).where(
+                        EXEC.c.id.in_(ids)
                     )
                 )
             ).all()
@@ -338,34 +341,34 @@ class Runner:
         now = utcnow()
         async with self.engine.db.transaction() as s:
             result = await s.execute(
-                update(ExecutionRow)
+                update(EXEC)
                 .where(
-                    ExecutionRow.id == self.execution_id,
-                    ExecutionRow.lease_owner == self.engine.owner,
-                    ExecutionRow.lease_token == self.token,
+                    EXEC.c.id == self.execution_id,
+                    EXEC.c.lease_owner == self.engine.owner,
+                    EXEC.c.lease_token == self.token,
                 )
                 .values(updated_at=now, **(execution or {}))
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLost(self.execution_id)
             if inserts:
-                await s.execute(insert(NodeRunRow), [{**row, "updated_at": now} for row in inserts])
+                await s.execute(insert(NODES), [{**row, "updated_at": now} for row in inserts])
             for node_id, values in nodes or []:
                 await s.execute(
-                    update(NodeRunRow)
+                    update(NODES)
                     .where(
-                        NodeRunRow.execution_id == self.execution_id,
-                        NodeRunRow.node_id == node_id,
-                        NodeRunRow.status != "completed",
+                        NODES.c.execution_id == self.execution_id,
+                        NODES.c.node_id == node_id,
+                        NODES.c.status != "completed",
                     )
                     .values(updated_at=now, **values)
                 )
             if sweep:
                 await s.execute(
-                    update(NodeRunRow)
+                    update(NODES)
                     .where(
-                        NodeRunRow.execution_id == self.execution_id,
-                        NodeRunRow.status.in_(("pending", "running")),
+                        NODES.c.execution_id == self.execution_id,
+                        NODES.c.status.in_(("pending", "running")),
                     )
                     .values(updated_at=now, **sweep)
                 )
@@ -378,11 +381,11 @@ class Runner:
         """Hand the lease back (shutdown) so any engine can resume at once."""
         async with self.engine.db.transaction() as s:
             await s.execute(
-                update(ExecutionRow)
+                update(EXEC)
                 .where(
-                    ExecutionRow.id == self.execution_id,
-                    ExecutionRow.lease_owner == self.engine.owner,
-                    ExecutionRow.lease_token == self.token,
+                    EXEC.c.id == self.execution_id,
+                    EXEC.c.lease_owner == self.engine.owner,
+                    EXEC.c.lease_token == self.token,
                 )
                 .values(**self._release_values())
             )
@@ -418,7 +421,7 @@ class Runner:
             row = await s.get(ExecutionRow, self.execution_id)
             if row is None:
                 return None
-            stmt = select(NodeRunRow).where(NodeRunRow.execution_id == self.execution_id)
+            stmt = select(NodeRunRow).where(NODES.c.execution_id == self.execution_id)
             nodes = (await s.execute(stmt)).scalars().all()
         for n in nodes:
             self.states[n.node_id] = NodeState(

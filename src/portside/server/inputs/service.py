@@ -317,7 +317,12 @@ class InputService:
             self._limiters[ep.row.id] = hit
         return hit[2]
 
-    def _reject(self, stats: InputStats, exc: DomainError) -> DomainError:
+    def reject(self, input_id: str, exc: DomainError) -> DomainError:
+        """Count a refused request of ``input_id`` by its error code; returns ``exc`` to raise."""
+        return self._reject(self.stats(input_id), exc)
+
+    @staticmethod
+    def _reject(stats: InputStats, exc: DomainError) -> DomainError:
         stats.rejected[exc.code] = stats.rejected.get(exc.code, 0) + 1
         return exc
 

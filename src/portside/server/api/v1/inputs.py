@@ -10,13 +10,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import ValidationError
 
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
-from portside.server.errors import InvalidInput, PayloadTooLarge
+from portside.server.errors import PayloadTooLarge
 from portside.server.inputs.models import HttpInputRequestRow
 from portside.server.inputs.service import HookResult, InputService, InputView
 from portside.server.inputs.spec import InputPatch, InputSpec, TriggerRequest
@@ -96,14 +95,6 @@ def request_view(row: HttpInputRequestRow) -> dict[str, Any]:
     }
 
 
-def patch_of(body: InputPatch) -> InputPatch:
-    try:
-        body.new_target()
-    except ValueError as exc:
-        raise InvalidInput(str(exc), code="invalid_target") from None
-    return body
-
-
 @router.post("/inputs", status_code=201)
 async def create_input(
     body: InputSpec, request: Request, svc: InputService = Depends(inputs), caller: Principal = Writer
@@ -127,7 +118,7 @@ async def get_input(
 async def update_input(
     input_id: str, body: InputPatch, request: Request, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
-    return input_view(await svc.update(caller, input_id, patch_of(body)), request)
+    return input_view(await svc.update(caller, input_id, body), request)
 
 
 @router.post("/inputs/{input_id}/start")
@@ -203,7 +194,7 @@ async def _hook(request: Request, input_id: str, subpath: str, svc: InputService
     try:
         body = await _read_body(request, ep.config.max_body_bytes)
     except PayloadTooLarge as exc:
-        raise svc._reject(svc.stats(input_id), exc) from None
+        raise svc.reject(input_id, exc) from None
     result = await svc.receive(
         ep,
         method=request.method,
@@ -239,5 +230,3 @@ async def webhook_preflight(input_id: str, svc: InputService = Depends(inputs)) 
         return Response(status_code=405)
     return Response(status_code=204, headers=_CORS)
 
-
-__all__ = ["ValidationError", "hooks", "router"]
