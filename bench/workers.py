@@ -63,11 +63,14 @@ async def server(database_url: str | None) -> AsyncIterator[str]:
     }
     if database_url:
         env["PORTSIDE_DATABASE_URL"] = database_url
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "portside.cli.main", "serve"],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "portside.cli.main",
+        "serve",
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -78,16 +81,17 @@ async def server(database_url: str | None) -> AsyncIterator[str]:
                         break
                 except httpx.HTTPError:
                     pass
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                if proc.returncode is not None:
+                    raise RuntimeError("server exited during start-up")
                 await asyncio.sleep(0.1)
         yield url
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 15)
+        except asyncio.TimeoutError:
             proc.kill()
+            await proc.wait()
 
 
 async def _pg_exec(sql: str) -> None:

@@ -484,14 +484,20 @@ class Worker:
                 input_schema = lease.get("inputSchema") or cap.input_schema
                 errors = _schema_errors(input_schema, ctx.input)
                 if errors:
-                    result = _nack(ctx, "schema-mismatch", "input does not match inputSchema", "INPUT_SCHEMA_MISMATCH", errors)
+                    result = _nack(
+                        ctx, "schema-mismatch", "input does not match inputSchema", "INPUT_SCHEMA_MISMATCH", errors
+                    )
                 else:
                     value = cap.fn(ctx.input, ctx)
                     output = await value if inspect.isawaitable(value) else value
                     errors = _schema_errors(lease.get("outputSchema") or cap.output_schema, output)
                     if errors:
                         result = _nack(
-                            ctx, "schema-mismatch", "output does not match outputSchema", "OUTPUT_SCHEMA_MISMATCH", errors
+                            ctx,
+                            "schema-mismatch",
+                            "output does not match outputSchema",
+                            "OUTPUT_SCHEMA_MISMATCH",
+                            errors,
                         )
                     else:
                         result = {"leaseId": ctx.lease_id, "type": "ack", "output": output}

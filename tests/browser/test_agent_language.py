@@ -74,6 +74,9 @@ def test_refs_and_urls() -> None:
     assert normalize_url("/workspace/a.html") == "file:///workspace/a.html"
     assert normalize_url("file:///workspace/a.html") == "file:///workspace/a.html"
     assert normalize_url("about:blank") == "about:blank"
+    assert normalize_url("/workspace/a.html", "/srv/ws") == "file:///srv/ws/a.html"
+    assert normalize_url("file:///workspace/a.html", "/srv/ws") == "file:///srv/ws/a.html"
+    assert normalize_url("test_agent_language.py").startswith("https://")  # not a file in this cwd
 
 
 def test_split_command() -> None:

@@ -53,6 +53,8 @@ async def test_browser_lives_inside_the_sandbox_and_recovers(server: LiveServer)
         await sandbox.filesystem.write_file("page.html", "<title>P</title><button>Hi</button>")
         opened = await _exec(http, sandbox.id, "open /workspace/page.html")
         assert opened["success"] and opened["output"].startswith("\u2713 P"), opened
+        relative = await _exec(http, sandbox.id, "open page.html")  # a workspace file, not https://page.html
+        assert relative["output"] == "\u2713 P\n  file:///workspace/page.html\n", relative
 
         # Chromium and the agent are processes of the sandbox (its pid namespace), not of the host
         ps = await sandbox.shell.exec("cat /proc/[0-9]*/comm | sort | uniq -c")
@@ -75,6 +77,16 @@ async def test_browser_lives_inside_the_sandbox_and_recovers(server: LiveServer)
             400,
             404,
         )
+
+        # concurrent calls queue in the sandbox; waiting counts against the waiting call's own timeout
+        snap = await _exec(http, sandbox.id, "snapshot -i")
+        assert '- button "Hi" [ref=e1]' in snap["output"]
+        slow_call = asyncio.create_task(_exec(http, sandbox.id, "wait 2500", timeout=10))
+        await asyncio.sleep(0.5)
+        queued = await _exec(http, sandbox.id, "get url", timeout=1)
+        slow = await slow_call
+        assert slow["success"] and queued["exit_code"] == -1 and "waiting for the previous" in queued["error"]
+        assert (await _exec(http, sandbox.id, "get text @e1"))["output"] == "Hi\n"  # same session, same refs
 
         # the agent dies (here: killed from inside): the next call starts a fresh browser session
         pid = _browser_service(server)._sessions[sandbox.id].agent_pid

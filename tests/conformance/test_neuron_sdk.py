@@ -144,7 +144,11 @@ async def test_terminal_failure(gateway: LiveServer, client: portside.AsyncClien
         done = await client.tasks.wait(task.id, timeout=10)
     assert done.status == "failed" and done.attempt == 1
     assert done.error is not None
-    assert (done.error["code"], done.error["kind"], done.error["message"]) == ("BAD_FORMAT", "terminal", "unsupported format")
+    assert (done.error["code"], done.error["kind"], done.error["message"]) == (
+        "BAD_FORMAT",
+        "terminal",
+        "unsupported format",
+    )
 
 
 async def test_schema_mismatch(gateway: LiveServer, client: portside.AsyncClient) -> None:

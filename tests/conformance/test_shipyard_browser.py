@@ -110,6 +110,12 @@ async def test_open_snapshot_fill_click_read(server: LiveServer) -> None:
         as_json = json.loads((await sandbox.browser.exec("get url --json")).output)
         assert as_json["success"] and as_json["data"]["url"].startswith(f"{BASE}/result.html?name=Ada")
 
+        # learn keeps a trace as the execution's payload without returning it
+        learned = await sandbox.browser.exec("get title", learn=True)
+        assert learned.success and learned.trace_ref is None
+        learned_entry = await sandbox.get_execution(learned.execution_id)
+        assert learned_entry.payload_ref and learned_entry.payload_ref.endswith("/trace.json")
+
         # a page from a workspace file
         local = await sandbox.browser.exec("open file:///workspace/site/form.html")
         assert local.success and "Sign up" in local.output

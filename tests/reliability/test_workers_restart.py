@@ -30,7 +30,7 @@ FAST_ENV = {
 
 
 @asynccontextmanager
-async def server_process(data_dir: Path, http_port: int) -> AsyncIterator[subprocess.Popen[bytes]]:
+async def server_process(data_dir: Path, http_port: int) -> AsyncIterator[asyncio.subprocess.Process]:
     env = {
         **os.environ,
         **FAST_ENV,
@@ -41,8 +41,11 @@ async def server_process(data_dir: Path, http_port: int) -> AsyncIterator[subpro
         "PORTSIDE_SANDBOX_WARM_POOL": "0",
     }
     env.pop("PORTSIDE_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "portside.cli.main", "serve"],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "portside.cli.main",
+        "serve",
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -55,13 +58,13 @@ async def server_process(data_dir: Path, http_port: int) -> AsyncIterator[subpro
                         break
                 except httpx.HTTPError:
                     pass
-                assert proc.poll() is None, "server exited"
+                assert proc.returncode is None, "server exited"
                 await asyncio.sleep(0.05)
         yield proc
     finally:
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
-        proc.wait(10)
+        await proc.wait()
 
 
 async def test_kill_and_restart_loses_nothing(tmp_path: Path) -> None:
@@ -74,7 +77,9 @@ async def test_kill_and_restart_loses_nothing(tmp_path: Path) -> None:
         await asyncio.sleep(0.15)
         return {"n": inp}
 
-    worker = portside.Worker(url, ADMIN_KEY, worker_id="restart-w", initial_reconnect_delay=0.1, max_reconnect_delay=0.5)
+    worker = portside.Worker(
+        url, ADMIN_KEY, worker_id="restart-w", initial_reconnect_delay=0.1, max_reconnect_delay=0.5
+    )
     worker.add_handler("rel/restart/job", job, concurrency=4)
 
     async def neuron_job(inp: Any, ctx: HandlerContext) -> Any:
@@ -99,7 +104,7 @@ async def test_kill_and_restart_loses_nothing(tmp_path: Path) -> None:
             ids = [t.id for t in tasks]
             await until(lambda: _has_both(client))  # some done, some leased, some still queued
             proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
+            await proc.wait()
     await asyncio.sleep(0.5)  # workers notice and back off; acks in flight are retried or lost
 
     async with server_process(tmp_path / "data", http_port):

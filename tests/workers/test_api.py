@@ -101,7 +101,9 @@ async def test_malformed_capability_types_are_400(api: httpx.AsyncClient) -> Non
         assert r.status_code == 400, (bad, r.text)
         assert r.json()["error"]["code"] in {"invalid_capability_type", "validation_error"}
         cap = {"type": bad, "scope": "any", "concurrency": 1}
-        r = await api.post("/neuron/register", json={"neuronId": "n-bad", "protocolVersion": "1.0.0", "capabilities": [cap]})
+        r = await api.post(
+            "/neuron/register", json={"neuronId": "n-bad", "protocolVersion": "1.0.0", "capabilities": [cap]}
+        )
         assert r.status_code == 400, bad
         assert r.json()["error"]["code"] == "invalid_capability_type"
         if isinstance(bad, str) and bad:
@@ -125,7 +127,9 @@ async def test_schema_invalid_input_is_rejected_without_a_task(api: httpx.AsyncC
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == "input_schema_mismatch" and err["details"]["errors"][0]["path"] == "/url"
-    r = await api.post("/v1/tasks/batch", json={"tasks": [{"capability": CAP, "input": {"url": "u"}}, {"capability": CAP}]})
+    r = await api.post(
+        "/v1/tasks/batch", json={"tasks": [{"capability": CAP, "input": {"url": "u"}}, {"capability": CAP}]}
+    )
     assert r.status_code == 400 and r.json()["error"]["details"]["index"] == 1
     assert (await api.get("/v1/tasks/counts")).json()["queued"] == 0
     ok = await api.post("/v1/tasks", json={"capability": CAP, "input": {"url": "https://x"}})
@@ -182,7 +186,9 @@ async def test_register_errors(api: httpx.AsyncClient) -> None:
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "duplicate_capability"
     for bad in [{**cap, "concurrency": 0}, {**cap, "scope": "some"}, {**cap, "leaseTtlMs": 10}]:
-        r = await api.post("/neuron/register", json={"neuronId": "n1", "protocolVersion": "1.0.0", "capabilities": [bad]})
+        r = await api.post(
+            "/neuron/register", json={"neuronId": "n1", "protocolVersion": "1.0.0", "capabilities": [bad]}
+        )
         assert r.status_code == 400, bad
     r = await api.post("/neuron/register", json={"neuronId": "bad id/x", "protocolVersion": "1", "capabilities": [cap]})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_worker_id"
@@ -194,13 +200,19 @@ async def test_register_errors(api: httpx.AsyncClient) -> None:
     async with httpx.AsyncClient(
         transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {bob}"}
     ) as client:
-        r = await client.post("/neuron/register", json={"neuronId": "n1", "protocolVersion": "1.0.0", "capabilities": [cap]})
+        r = await client.post(
+            "/neuron/register", json={"neuronId": "n1", "protocolVersion": "1.0.0", "capabilities": [cap]}
+        )
         assert r.status_code == 409 and r.json()["error"]["code"] == "worker_id_taken"
         scoped = {**cap, "scope": {"onBehalfOf": "carol"}}
-        r = await client.post("/neuron/register", json={"neuronId": "b1", "protocolVersion": "1.0.0", "capabilities": [scoped]})
+        r = await client.post(
+            "/neuron/register", json={"neuronId": "b1", "protocolVersion": "1.0.0", "capabilities": [scoped]}
+        )
         assert r.status_code == 403 and r.json()["error"]["code"] == "scope_not_allowed"
         mine = {**cap, "scope": {"onBehalfOf": "bob"}}
-        r = await client.post("/neuron/register", json={"neuronId": "b1", "protocolVersion": "1.0.0", "capabilities": [mine]})
+        r = await client.post(
+            "/neuron/register", json={"neuronId": "b1", "protocolVersion": "1.0.0", "capabilities": [mine]}
+        )
         assert r.status_code == 200
         r = await client.post("/neuron/heartbeat", json={"neuronId": "ghost", "inFlight": [], "sentAt": "x"})
         assert r.status_code == 404
@@ -208,7 +220,9 @@ async def test_register_errors(api: httpx.AsyncClient) -> None:
     async with httpx.AsyncClient(
         transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {reader}"}
     ) as client:
-        r = await client.post("/neuron/register", json={"neuronId": "r1", "protocolVersion": "1.0.0", "capabilities": [cap]})
+        r = await client.post(
+            "/neuron/register", json={"neuronId": "r1", "protocolVersion": "1.0.0", "capabilities": [cap]}
+        )
         assert r.status_code == 403
     async with httpx.AsyncClient(transport=api._transport, base_url=str(api.base_url)) as anon:
         assert (await anon.post("/neuron/ack", json={"leaseId": "x"})).status_code == 401
@@ -325,9 +339,13 @@ async def test_token_endpoint(api: httpx.AsyncClient) -> None:
         transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {token}"}
     ) as neuron:
         cap = {"type": CAP, "scope": "any", "concurrency": 1}
-        r = await neuron.post("/neuron/register", json={"neuronId": "n-7", "protocolVersion": "1.0.0", "capabilities": [cap]})
+        r = await neuron.post(
+            "/neuron/register", json={"neuronId": "n-7", "protocolVersion": "1.0.0", "capabilities": [cap]}
+        )
         assert r.status_code == 200
-        r = await neuron.post("/neuron/register", json={"neuronId": "n-8", "protocolVersion": "1.0.0", "capabilities": [cap]})
+        r = await neuron.post(
+            "/neuron/register", json={"neuronId": "n-8", "protocolVersion": "1.0.0", "capabilities": [cap]}
+        )
         assert r.status_code == 403 and r.json()["error"]["code"] == "worker_mismatch"
         refreshed = await neuron.post("/api/v1/auth/token")
         assert refreshed.status_code == 200 and refreshed.json()["neuronId"] == "n-7"

@@ -75,7 +75,11 @@ async def test_outcomes(server: LiveServer, client: portside.AsyncClient) -> Non
 
         failed = await client.tasks.run("sdk/fail", None, timeout=10)
         assert failed.status == "failed" and failed.error is not None
-        assert (failed.error["code"], failed.error["kind"], failed.error["details"]) == ("NOPE", "terminal", {"why": "x"})
+        assert (failed.error["code"], failed.error["kind"], failed.error["details"]) == (
+            "NOPE",
+            "terminal",
+            {"why": "x"},
+        )
 
         retried = await client.tasks.run("sdk/flaky", None, timeout=10)
         assert retried.status == "succeeded" and retried.attempt == 2 and calls == [1, 2]

@@ -13,8 +13,10 @@ from portside._async.resources.agents import AsyncAgents
 from portside._async.resources.cargos import AsyncCargos
 from portside._async.resources.executions import AsyncExecutions
 from portside._async.resources.flows import AsyncFlows
+from portside._async.resources.inputs import AsyncInputs
 from portside._async.resources.keys import AsyncKeys
 from portside._async.resources.knowledge import AsyncKnowledge
+from portside._async.resources.mcp_hub import AsyncMcpHub
 from portside._async.resources.reviews import AsyncReviews
 from portside._async.resources.sandboxes import AsyncSandboxes
 from portside._async.resources.secrets import AsyncSecrets
@@ -56,6 +58,8 @@ class AsyncClient:
         self.agents = AsyncAgents(self._http)
         self.flows = AsyncFlows(self._http)
         self.executions = AsyncExecutions(self._http)
+        self.mcp = AsyncMcpHub(self._http)
+        self.inputs = AsyncInputs(self._http)
 
     async def health(self) -> Health:
         """Liveness of the server."""

@@ -14,8 +14,10 @@ from portside._sync.resources.agents import Agents
 from portside._sync.resources.cargos import Cargos
 from portside._sync.resources.executions import Executions
 from portside._sync.resources.flows import Flows
+from portside._sync.resources.inputs import Inputs
 from portside._sync.resources.keys import Keys
 from portside._sync.resources.knowledge import Knowledge
+from portside._sync.resources.mcp_hub import McpHub
 from portside._sync.resources.reviews import Reviews
 from portside._sync.resources.sandboxes import Sandboxes
 from portside._sync.resources.secrets import Secrets
@@ -57,6 +59,8 @@ class Client:
         self.agents = Agents(self._http)
         self.flows = Flows(self._http)
         self.executions = Executions(self._http)
+        self.mcp = McpHub(self._http)
+        self.inputs = Inputs(self._http)
 
     def health(self) -> Health:
         """Liveness of the server."""

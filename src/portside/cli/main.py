@@ -13,7 +13,9 @@ from rich.table import Table
 
 from portside._version import __version__
 from portside.cli.flows import agent_app, flow_app
+from portside.cli.kb import kb_app
 from portside.cli.mcp import mcp_command
+from portside.cli.mcp_hub import mcp_server_app
 from portside.cli.sandbox import cargo_app, sandbox_app
 from portside.cli.secrets import secret_app
 from portside.cli.skill import skill_app
@@ -29,6 +31,8 @@ app.add_typer(tool_app, name="tool")
 app.add_typer(secret_app, name="secret")
 app.add_typer(flow_app, name="flow")
 app.add_typer(agent_app, name="agent")
+app.add_typer(kb_app, name="kb")
+app.add_typer(mcp_server_app, name="mcp-server")
 app.command("mcp")(mcp_command)
 console = Console()
 err = Console(stderr=True)

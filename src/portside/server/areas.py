@@ -24,4 +24,6 @@ AREAS: list[str] = [
     "portside.server.dialects.symbiont",
     "portside.server.mcp_hub.area",
     "portside.server.api.v1.knowledge",
+    "portside.server.inputs.area",
+    "portside.server.metrics.area",
 ]

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from portside.server.api.v1.workers import event_stream, lease_ids_of, worker_caller, workers_service
@@ -87,8 +87,7 @@ async def events(
     svc: WorkersService = Depends(workers_service),
 ) -> StreamingResponse:
     """The neuron's SSE stream: ``registered``, ``lease``, ``cancel``, ``disconnect`` frames."""
-    session = await svc.broker.open_stream(caller, neuron_id, "neuron")
-    return event_stream(svc, session, render_neuron)
+    return await event_stream(svc, caller, neuron_id, "neuron", render_neuron)
 
 
 @router.post("/register")
@@ -130,19 +129,21 @@ async def heartbeat(
 @router.post("/ack")
 async def ack(
     frame: AckIn, caller: WorkerCaller = Depends(worker_caller), svc: WorkersService = Depends(workers_service)
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Complete a lease with its output (checked against the capability's output schema)."""
     caller.principal.require("worker")
     outcome = await svc.broker.result(
         ResultRequest(lease_id=frame.lease_id, caller=caller, worker_id=None, ok=True, output=frame.output)
     )
-    return {"ok": True, "leaseId": outcome.lease_id, "taskId": outcome.task_id, "status": outcome.task_status}
+    return JSONResponse(
+        {"ok": True, "leaseId": outcome.lease_id, "taskId": outcome.task_id, "status": outcome.task_status}
+    )
 
 
 @router.post("/nack")
 async def nack(
     frame: NackIn, caller: WorkerCaller = Depends(worker_caller), svc: WorkersService = Depends(workers_service)
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Fail a lease: ``retryable`` requeues with backoff, ``terminal``/``schema-mismatch`` fail the task,
     ``cancelled`` confirms a cancel (or, unrequested, requeues)."""
     caller.principal.require("worker")
@@ -158,7 +159,9 @@ async def nack(
             details=frame.details,
         )
     )
-    return {"ok": True, "leaseId": outcome.lease_id, "taskId": outcome.task_id, "status": outcome.task_status}
+    return JSONResponse(
+        {"ok": True, "leaseId": outcome.lease_id, "taskId": outcome.task_id, "status": outcome.task_status}
+    )
 
 
 @router.post("/progress")
@@ -224,4 +227,3 @@ def install_routes(app: FastAPI) -> None:
     """Mount the neuron gateway routes (called by the workers area)."""
     app.include_router(router)
     app.include_router(auth_router)
-

@@ -23,10 +23,10 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
-from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy import or_, select, update
 
 from portside.server.clock import isoformat, utcnow
 from portside.server.flows.config import FlowSettings
@@ -43,20 +43,14 @@ from portside.server.flows.schema import (
     retry_policy,
 )
 from portside.server.flows.service import FlowService
+from portside.server.flows.writer import EXEC, NODES, LeaseLost, StateWrite, WriteQueue
 from portside.server.store import Database
 
 log = logging.getLogger("portside.flows.engine")
-# Core tables: the engine's writes skip the ORM's unit of work and session synchronisation.
-EXEC = cast(Table, ExecutionRow.__table__)
-NODES = cast(Table, NodeRunRow.__table__)
 
 #: Engine ids alive in this process (so two apps in one process never steal each other's leases).
 _LIVE_OWNERS: set[str] = set()
 _EXTRA_RESUMES = 3  # a node interrupted this many times beyond its retry budget fails
-
-
-class LeaseLost(Exception):
-    """Another engine took this execution over; stop without writing."""
 
 
 @dataclass
@@ -115,6 +109,7 @@ class Engine:
         self.host = settings.node_name or socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
         self.http: httpx.AsyncClient | None = None
+        self.writer = WriteQueue(db, self._written)
         self.stopping = False
         self.started = False
         self._runners: dict[str, Runner] = {}
@@ -129,6 +124,7 @@ class Engine:
             timeout=30.0, limits=httpx.Limits(max_connections=512, max_keepalive_connections=64)
         )
         _LIVE_OWNERS.add(self.owner)
+        self.writer.start()
         self.started = True
         self._loops = [
             asyncio.create_task(self._dispatch_loop(), name="flows-dispatch"),
@@ -150,6 +146,7 @@ class Engine:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.writer.stop()
         _LIVE_OWNERS.discard(self.owner)
         if self.http is not None:
             await self.http.aclose()
@@ -179,6 +176,9 @@ class Engine:
         runner = self._runners.get(execution_id)
         if runner is not None:
             runner.cancel_event.set()
+
+    def _written(self, change: StateWrite) -> None:
+        self.hub.publish(change.execution_id, finished=change.execution.get("status") in TERMINAL_EXECUTION)
 
     def _spawn(self, execution_id: str, token: int) -> None:
         runner = Runner(self, execution_id, token)
@@ -242,7 +242,7 @@ class Engine:
         won: list[tuple[str, int]] = []
         expires_at = now + timedelta(seconds=self.settings.lease_seconds)
         async with self.db.transaction() as s:
-            for exec_id, token in chosen:
+            for exec_id, token in sorted(chosen):
                 result = await s.execute(
                     update(EXEC)
                     .where(EXEC.c.id == exec_id, EXEC.c.lease_token == token)
@@ -282,23 +282,25 @@ class Engine:
 
     async def heartbeat(self) -> None:
         """Renew our leases; notice executions taken from us or asked to cancel."""
-        ids = list(self._runners)
+        ids = sorted(self._runners)
         if not ids:
             return
         expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
         async with self.db.transaction() as s:
+            # lock in id order, like the writer's batches, so the two never deadlock
+            rows = (
+                await s.execute(
+                    select(EXEC.c.id, EXEC.c.lease_owner, EXEC.c.cancel_requested)
+                    .where(EXEC.c.id.in_(ids))
+                    .order_by(EXEC.c.id)
+                    .with_for_update()
+                )
+            ).all()
             await s.execute(
                 update(EXEC)
                 .where(EXEC.c.id.in_(ids), EXEC.c.lease_owner == self.owner)
                 .values(lease_expires_at=expires_at)
             )
-            rows = (
-                await s.execute(
-                    select(EXEC.c.id, EXEC.c.lease_owner, EXEC.c.cancel_requested).where(
-                        EXEC.c.id.in_(ids)
-                    )
-                )
-            ).all()
         for exec_id, owner, cancel in rows:
             runner = self._runners.get(exec_id)
             if runner is None:
@@ -337,42 +339,17 @@ class Runner:
         inserts: list[dict[str, Any]] | None = None,
         sweep: dict[str, Any] | None = None,
     ) -> None:
-        """One transaction: check the lease, update the execution, then its node runs."""
-        now = utcnow()
-        async with self.engine.db.transaction() as s:
-            result = await s.execute(
-                update(EXEC)
-                .where(
-                    EXEC.c.id == self.execution_id,
-                    EXEC.c.lease_owner == self.engine.owner,
-                    EXEC.c.lease_token == self.token,
-                )
-                .values(updated_at=now, **(execution or {}))
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise LeaseLost(self.execution_id)
-            if inserts:
-                await s.execute(insert(NODES), [{**row, "updated_at": now} for row in inserts])
-            for node_id, values in nodes or []:
-                await s.execute(
-                    update(NODES)
-                    .where(
-                        NODES.c.execution_id == self.execution_id,
-                        NODES.c.node_id == node_id,
-                        NODES.c.status != "completed",
-                    )
-                    .values(updated_at=now, **values)
-                )
-            if sweep:
-                await s.execute(
-                    update(NODES)
-                    .where(
-                        NODES.c.execution_id == self.execution_id,
-                        NODES.c.status.in_(("pending", "running")),
-                    )
-                    .values(updated_at=now, **sweep)
-                )
-        self.engine.hub.publish(self.execution_id)
+        """Commit a change fenced by our lease (group-committed with other executions' changes)."""
+        change = StateWrite(
+            execution_id=self.execution_id,
+            owner=self.engine.owner,
+            token=self.token,
+            execution=execution or {},
+            nodes=nodes or [],
+            inserts=inserts or [],
+            sweep=sweep,
+        )
+        await self.engine.writer.write(change)
 
     def _release_values(self) -> dict[str, Any]:
         return {"lease_owner": None, "lease_expires_at": None}
@@ -414,7 +391,7 @@ class Runner:
         finally:
             await self._stop_nodes()
             self.engine._forget(self)
-            self.engine.hub.publish(self.execution_id)
+            self.engine.hub.publish(self.execution_id, finished=True)
 
     async def _load(self) -> ExecutionRow | None:
         async with self.engine.db.session() as s:

@@ -382,7 +382,7 @@ class ExecutionService:
                     .where(NodeRunRow.execution_id == execution_id, NodeRunRow.status == "pending")
                     .values(status="cancelled", updated_at=now)
                 )
-        self.hub.publish(execution_id)
+        self.hub.publish(execution_id, finished=row.status in TERMINAL_EXECUTION)
         if self.engine is not None:
             self.engine.signal_cancel(execution_id)
         return execution_view(row)
@@ -393,7 +393,7 @@ class ExecutionService:
         """Long-poll: return when the execution is finished or ``timeout`` seconds passed."""
         loop_time = time.monotonic()
         deadline = loop_time + max(0.0, timeout)
-        with self.hub.watch(execution_id) as event:
+        with self.hub.watch(execution_id, finished_only=True) as event:
             while True:
                 event.clear()
                 view = await self.get(execution_id, owner=owner, with_nodes=False)

@@ -13,6 +13,8 @@ def install(app: FastAPI, ctx: AppContext) -> None:
     from portside.server.api.v1 import inputs as door
 
     data_dir = ctx.settings.ensure_data_dir()
-    ctx.services["inputs"] = InputService(ctx.db, cipher_of(ctx.services, ctx.settings.secret_key, data_dir), ctx.services)
+    ctx.services["inputs"] = InputService(
+        ctx.db, cipher_of(ctx.services, ctx.settings.secret_key, data_dir), ctx.services
+    )
     app.include_router(door.router)
     app.include_router(door.hooks)

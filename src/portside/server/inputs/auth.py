@@ -79,7 +79,9 @@ def check_jwt(public_key_path: str, headers: Mapping[str, str]) -> dict[str, Any
             options={"verify_aud": False},
         )
     except jwt.InvalidKeyError:
-        raise DomainError("the endpoint's JWT public key is not a usable key", code="jwt_key_invalid", status=503) from None
+        raise DomainError(
+            "the endpoint's JWT public key is not a usable key", code="jwt_key_invalid", status=503
+        ) from None
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"invalid token: {exc}", code="invalid_token") from None
     return claims

@@ -184,7 +184,9 @@ class InputService:
 
     def view(self, row: HttpInputRow) -> InputView:
         secret, header = self._unseal(row)
-        return InputView(row, InputConfig.model_validate(row.config or {}), bool(secret), bool(header), self.stats(row.id))
+        return InputView(
+            row, InputConfig.model_validate(row.config or {}), bool(secret), bool(header), self.stats(row.id)
+        )
 
     @staticmethod
     def _visible(caller: Principal, row: HttpInputRow) -> bool:
@@ -346,9 +348,7 @@ class InputService:
         cfg = ep.config
         headers = {k.lower(): v for k, v in headers.items()}
         if ep.row.status != RUNNING:
-            raise self._reject(
-                stats, DomainError("this HTTP input is stopped", code="input_stopped", status=503)
-            )
+            raise self._reject(stats, DomainError("this HTTP input is stopped", code="input_stopped", status=503))
         if caller is None:
             limiter = self._limiter(ep)
             if limiter is not None:
@@ -530,13 +530,22 @@ class InputService:
             rows = (await s.execute(stmt.limit(limit).offset(offset))).scalars().all()
         return list(rows), int(total)
 
+    def live_totals(self) -> dict[str, int]:
+        """This process's in-flight and refused requests over every input."""
+        return {
+            "active_requests": sum(s.in_flight for s in self._stats.values()),
+            "rejected": sum(sum(s.rejected.values()) for s in self._stats.values()),
+        }
+
     async def counts(self) -> dict[str, Any]:
         """Inputs by status and requests processed (for metrics)."""
         async with self.db.session() as s:
             by_status = dict(
                 (await s.execute(select(HttpInputRow.status, func.count()).group_by(HttpInputRow.status))).all()
             )
-            processed = (await s.execute(select(func.coalesce(func.sum(HttpInputRow.requests_processed), 0)))).scalar_one()
+            processed = (
+                await s.execute(select(func.coalesce(func.sum(HttpInputRow.requests_processed), 0)))
+            ).scalar_one()
         return {
             "inputs": {str(k): int(v) for k, v in by_status.items()},
             "requests_processed": int(processed or 0),

@@ -74,7 +74,7 @@ class InputConfig(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    bind_address: str = Field(default="0.0.0.0", max_length=200)  # noqa: S104 - informational (Symbiont shape)
+    bind_address: str = Field(default="0.0.0.0", max_length=200)
     port: int = Field(default=8081, ge=0, le=65535)
     path: str = Field(default="/webhook", max_length=500)
     max_body_bytes: int = Field(default=65536, ge=1, le=10 * 1024 * 1024)

@@ -101,7 +101,7 @@ class TargetRunner:
                 code="agent_not_deployed",
                 details={"agent_id": agent_id},
             )
-        deployment = random.choice(running)  # noqa: S311 - load spreading, not security
+        deployment = random.choice(running)
         actor = Principal(
             key_id=f"http-input:{input_id}", name="http input", owner=owner, scopes=frozenset({"read", "write"})
         )

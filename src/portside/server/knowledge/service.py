@@ -68,7 +68,7 @@ log = logging.getLogger("portside.knowledge")
 
 #: Metadata keys the sqlite-vec index stores as columns (filters on them run inside the KNN query).
 FILTER_KEYS = ("owner", "agent_id", "source_type")
-_EMBED_BATCH = 32
+_EMBED_BATCH = 64  # texts per worker-thread call; a query waits for at most one
 _MAX_FETCH = 4096
 _MAX_TOP_K = 100
 _MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
@@ -211,10 +211,12 @@ class KnowledgeService:
     async def _embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Vectors of ``texts``, computed in a worker thread, one batch at a time (queries interleave)."""
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
-        for start in range(0, len(texts), _EMBED_BATCH):
-            part = list(texts[start : start + _EMBED_BATCH])
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: little padding
+        for start in range(0, len(order), _EMBED_BATCH):
+            idx = order[start : start + _EMBED_BATCH]
+            part = [texts[i] for i in idx]
             async with self._embed_lock:
-                out[start : start + len(part)] = await asyncio.to_thread(self.embedder.embed, part)
+                out[idx] = await asyncio.to_thread(self.embedder.embed, part)
         self.status["model_loaded"] = True
         return out
 

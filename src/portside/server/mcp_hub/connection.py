@@ -31,12 +31,12 @@ import anyio
 import httpx2
 import mcp_types as types
 import psutil
-from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from mcp import Client
 from portside import __version__
 from portside.server.clock import utcnow
 
@@ -144,6 +144,10 @@ def _find_child(marker: str) -> int | None:
         except (psutil.Error, OSError):
             continue
     return None
+
+
+def _open_log(path: Path) -> TextIO:
+    return open(path, "w", encoding="utf-8")
 
 
 def _exited(pid: int) -> bool:
@@ -278,7 +282,7 @@ class LiveConnection:
             async with AsyncExitStack() as stack:
                 if self.target.transport == STDIO and self.stderr_path is not None:
                     self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
-                    errlog = stack.enter_context(open(self.stderr_path, "w", encoding="utf-8"))  # noqa: SIM115
+                    errlog = stack.enter_context(await asyncio.to_thread(_open_log, self.stderr_path))
                 transport = await self._transport(stack, marker, errlog)
                 client = Client(
                     _watched(transport, lost.set),
@@ -309,7 +313,7 @@ class LiveConnection:
         except asyncio.CancelledError:
             failure = failure or "cancelled"
             raise
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes the connection's error
+        except BaseException as exc:  # every failure becomes the connection's error
             failure = describe(exc)
         finally:
             self._client = None
@@ -395,10 +399,12 @@ class LiveConnection:
         """List the server's tools and resources again."""
         await self._list(self._live_client(), fresh=True)
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], timeout: float | None = None) -> types.CallToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], read_timeout: float | None = None
+    ) -> types.CallToolResult:
         """Call a tool; MCP-level failures raise :class:`MCPError`, a dead link :class:`NotConnected`."""
         client = self._live_client()
-        return await client.call_tool(name, arguments, read_timeout_seconds=timeout or self.target.timeout_seconds)
+        return await client.call_tool(name, arguments, read_timeout_seconds=read_timeout or self.target.timeout_seconds)
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         return await self._live_client().read_resource(uri)

@@ -425,7 +425,7 @@ class McpHubService:
             log.warning("refreshing MCP server %s failed: %s", conn.name, describe(exc))
 
     async def _verified(self, tools: builtins.list[types.Tool]) -> dict[str, str]:
-        """Tools that match a signed tool review exactly (name, description, input schema): name -> hash."""
+        """Tools matching a signed tool review (name, description, schema type/properties/required): name -> hash."""
         if not tools:
             return {}
         try:
@@ -455,7 +455,7 @@ class McpHubService:
                 if (
                     stored.get("name") == mine["name"]
                     and stored.get("description") == mine["description"]
-                    and stored.get("schema") == mine["schema"]
+                    and _schema_core(stored.get("schema")) == _schema_core(mine["schema"])
                 ):
                     out[tool.name] = schema_hash(stored)
                     break
@@ -514,7 +514,9 @@ class McpHubService:
             outcome, message, preview = ("tool_error" if result.is_error else "ok"), None, _preview(result)
         else:
             outcome, message, preview = "failed", error.message if error else None, None
-        audit_args = args if _json_size(args) <= AUDIT_ARGUMENT_BYTES else {"_truncated": True, "bytes": _json_size(args)}
+        audit_args = (
+            args if _json_size(args) <= AUDIT_ARGUMENT_BYTES else {"_truncated": True, "bytes": _json_size(args)}
+        )
         async with self.db.transaction() as s:
             s.add(
                 McpToolCallRow(
@@ -568,11 +570,20 @@ class McpHubService:
         }
 
 
+def _schema_core(schema: Any) -> Any:
+    """What a review signs of an input schema: ``type``, ``properties``, ``required`` (titles aside)."""
+    if not isinstance(schema, dict):
+        return schema
+    return {k: schema.get(k) for k in ("type", "properties", "required")}
+
+
 def _mcp_error(exc: MCPError, name: str) -> DomainError:
     code, message = exc.error.code, exc.error.message
     details = {"server_name": name, "mcp_code": code}
     if code == INVALID_PARAMS:
-        return InvalidInput(f"MCP server '{name}' rejected the arguments: {message}", code="mcp_invalid_params", details=details)
+        return InvalidInput(
+            f"MCP server '{name}' rejected the arguments: {message}", code="mcp_invalid_params", details=details
+        )
     if code == METHOD_NOT_FOUND:
         return NotFound(f"MCP server '{name}': {message}", code="mcp_method_not_found", details=details)
     if code == REQUEST_TIMEOUT:

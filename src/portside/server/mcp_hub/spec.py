@@ -176,5 +176,3 @@ class ToolCall(BaseModel):
 
     arguments: dict[str, Any] = Field(default_factory=dict)
     timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
-
-

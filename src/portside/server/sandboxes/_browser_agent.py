@@ -8,7 +8,7 @@ listens on in the workspace, sends ``{"event": "hello", "token": ...}`` and then
   ``{"id": 1, "op": "exec", "cmd": "click @e2", "timeout": 30, "shot": "<path>|null"}``
   -> ``{"id": 1, "stdout": "...", "stderr": "...", "exit_code": 0, "duration_ms": 12, "url": "...", "shot": ...}``
 
-  other ops: ``ping``, ``launch`` (start Chromium now), ``write_file`` (``path``, ``content``), ``shutdown``.
+  other ops: ``ping``, ``write_file`` (``path``, ``content``), ``shutdown``.
 
 It owns one headless Chromium (the system one, launched through Playwright) with one browser context: pages,
 cookies and element refs persist across requests until ``close``, a crash, or the server connection closing
@@ -168,6 +168,10 @@ def enhance_snapshot(
     return "\n".join(line for _, line, _ in out) or "(empty)"
 
 
+def _workspace() -> str:
+    return os.environ.get("PORTSIDE_WORKSPACE") or "/workspace"
+
+
 def parse_ref(arg: str) -> str | None:
     """``@e1`` / ``ref=e1`` / ``e1`` -> ``e1``; anything else is a selector."""
     if arg.startswith("@"):
@@ -179,15 +183,26 @@ def parse_ref(arg: str) -> str | None:
     return None
 
 
-def normalize_url(url: str) -> str:
+def normalize_url(url: str, workspace: str = "/workspace") -> str:
+    """agent-browser's URL rules (no scheme: https://, localhost: http://), plus workspace files.
+
+    An absolute path or an existing relative path becomes a ``file://`` URL; ``/workspace/...`` is mapped to
+    ``workspace`` when the sandbox sees its workspace elsewhere (the unisolated process driver).
+    """
     lowered = url.lower()
+    if lowered.startswith("file:///workspace/") and workspace != "/workspace":
+        return "file://" + workspace + url[len("file:///workspace") :]
     if lowered.startswith(_KNOWN_SCHEMES) or lowered.startswith("javascript:"):
         return url
+    if url.startswith("/workspace/") and workspace != "/workspace":
+        return "file://" + workspace + url[len("/workspace") :]
     if url.startswith("/"):
         return "file://" + url
     host = lowered.split("/", 1)[0]
     if host.startswith(("localhost", "127.", "[::1]", "0.0.0.0")):
         return "http://" + url
+    if os.path.exists(url.split("?", 1)[0].split("#", 1)[0]):
+        return "file://" + os.path.join(os.getcwd(), url)
     return "https://" + url
 
 
@@ -409,7 +424,7 @@ class Commands:
         pos, _ = _opts(a, {"--headed": ("headed", False)})
         _need(pos, 1, "open <url>")
         page = await self.b.page()
-        resp = await page.goto(normalize_url(pos[0]), timeout=self.t, wait_until="load")
+        resp = await page.goto(normalize_url(pos[0], _workspace()), timeout=self.t, wait_until="load")
         self.b.refs.clear()
         self.b.frame = None
         data = await self.b.nav()
@@ -818,7 +833,7 @@ class Commands:
             self.b.active = self.b.pages.index(page)
             self.b.refs.clear()
             if len(a) > 1:
-                await page.goto(normalize_url(a[1]), timeout=self.t)
+                await page.goto(normalize_url(a[1], _workspace()), timeout=self.t)
             return "tab_new", {"tabId": str(self.b.active), "total": len(self.b.pages)}
         if a[0] == "close":
             idx = int(a[1]) if len(a) > 1 else self.b.active
@@ -1034,9 +1049,19 @@ class Agent:
     async def op_exec(self, req: dict[str, Any]) -> dict[str, Any]:
         timeout = float(req.get("timeout") or 30)
         started = time.monotonic()
-        async with self.lock:
+        try:  # a command queued behind another one spends its own time budget waiting
+            await asyncio.wait_for(self.lock.acquire(), timeout)
+        except asyncio.TimeoutError:
+            return {
+                "stdout": "",
+                "stderr": f"{FAIL} Timed out after {timeout:g}s waiting for the previous command\n",
+                "exit_code": -1,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+            }
+        try:
+            remaining = max(0.001, timeout - (time.monotonic() - started))
             try:
-                stdout, stderr, code = await asyncio.wait_for(self.run_command(str(req["cmd"]), timeout), timeout)
+                stdout, stderr, code = await asyncio.wait_for(self.run_command(str(req["cmd"]), remaining), remaining)
             except asyncio.TimeoutError:
                 stdout, stderr, code = "", f"{FAIL} Command timed out after {timeout:g}s\n", -1
             reply: dict[str, Any] = {
@@ -1050,9 +1075,10 @@ class Agent:
             shot = req.get("shot")
             if shot and page is not None:
                 with contextlib.suppress(Exception):
-                    os.makedirs(os.path.dirname(shot) or ".", exist_ok=True)
                     await page.screenshot(path=shot, timeout=5000)
                     reply["shot"] = shot
+        finally:
+            self.lock.release()
         return reply
 
     async def handle(self, req: dict[str, Any]) -> None:
@@ -1062,11 +1088,6 @@ class Agent:
                 reply = await self.op_exec(req)
             elif op == "ping":
                 reply = {"ok": True, "browser": self.browser.running}
-            elif op == "launch":
-                started = time.monotonic()
-                async with self.lock:
-                    await self.browser.page()
-                reply = {"ok": True, "duration_ms": int((time.monotonic() - started) * 1000)}
             elif op == "write_file":
                 await asyncio.to_thread(_write_text, str(req["path"]), str(req["content"]))
                 reply = {"ok": True}

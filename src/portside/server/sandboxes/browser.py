@@ -160,7 +160,7 @@ class BrowserService:
         *,
         executable: str | None = None,
         egress: dict[str, list[str]] | None = None,
-        start_timeout: float = 45.0,
+        start_timeout: float = 20.0,
     ) -> None:
         self.sandboxes = sandboxes
         self.executable = executable
@@ -588,15 +588,6 @@ class BrowserService:
         if not isinstance(trace, dict):
             raise NotFound(f"trace {trace_ref} not found", details={"trace_ref": trace_ref})
         return BrowserTrace(trace_ref=ref, trace=trace)
-
-    async def warm(self, caller: Principal, sandbox_id: str) -> int:
-        """Start the browser now (not on the first command); returns Chromium's launch time in ms."""
-        row, handle = await self._usable(caller, sandbox_id)
-        session = await self._session(row, handle)
-        reply = await session.call("launch", rpc_timeout=self.start_timeout + 30)
-        if not reply.get("ok"):
-            raise BrowserUnavailable(f"Chromium did not start: {reply.get('error')}")
-        return int(reply.get("duration_ms", 0))
 
     async def close(self) -> None:
         """Hang up on every browser agent (server shutdown)."""

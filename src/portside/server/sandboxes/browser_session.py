@@ -52,6 +52,7 @@ CHROMIUM_ARGS = (
     "--disk-cache-size=1",
 )
 AGENT_HOME = "/tmp/.portside-browser"
+WATCH_INTERVAL_S = 2.0
 _BOOT = (
     "import base64,sys;exec(compile(base64.b64decode(sys.argv[1]),'portside-browser-agent','exec'),"
     "{'__name__':'__main__'})"
@@ -93,6 +94,7 @@ class AgentSession:
         self._next = 0
         self._closed = False
         self._task = asyncio.get_running_loop().create_task(self._read())
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch())
 
     @property
     def alive(self) -> bool:
@@ -114,6 +116,14 @@ class AgentSession:
                 if not fut.done():
                     fut.set_exception(err)
             self._pending.clear()
+
+    async def _watch(self) -> None:
+        """Hang up once the sandbox runtime is gone (the process driver has no pid namespace to sweep)."""
+        while not self._closed:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if not self.handle.alive:
+                await self.close()
+                return
 
     async def call(self, op: str, rpc_timeout: float, **params: Any) -> dict[str, Any]:
         if not self.alive:
@@ -140,9 +150,11 @@ class AgentSession:
         self._closed = True
         with contextlib.suppress(Exception):
             self.writer.close()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
+        for task in (self._task, self._watch_task):
+            if task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self.proxy is not None:
             await self.proxy.close()
 
@@ -171,7 +183,7 @@ def _unlink_at(dir_fd: int, name: str) -> None:
 
 
 async def start_agent(
-    handle: SandboxHandle, *, executable: str, egress: list[str], start_timeout: float = 45.0
+    handle: SandboxHandle, *, executable: str, egress: list[str], start_timeout: float = 20.0
 ) -> AgentSession:
     """Start the browser agent inside ``handle``'s sandbox and return once it has connected."""
     workspace = Path(handle.workspace)

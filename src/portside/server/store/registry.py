@@ -21,6 +21,7 @@ MODEL_MODULES: list[str] = [
     "portside.server.deployments.tables",
     "portside.server.knowledge.models",
     "portside.server.mcp_hub.models",
+    "portside.server.inputs.models",
 ]
 
 

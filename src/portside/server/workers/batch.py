@@ -32,11 +32,13 @@ class Op:
     error: BaseException | None = None
     future: asyncio.Future[Any] | None = None
     after: list[Callable[[], None]] = field(default_factory=list)
+    undo: list[Callable[[], None]] = field(default_factory=list)
 
     def reset(self) -> None:
         self.result = None
         self.error = None
         self.after = []
+        self.undo = []
 
 
 BatchHandler = Callable[[Exec, list[Op]], Awaitable[None]]
@@ -127,9 +129,15 @@ class GroupCommit:
         for op in batch:
             op.reset()
             by_kind.setdefault(op.kind, []).append(op)
-        async with self.store.tx() as session:
-            for kind, ops in by_kind.items():
-                await self._handlers[kind](session, ops)
+        try:
+            async with self.store.tx() as session:
+                for kind, ops in by_kind.items():
+                    await self._handlers[kind](session, ops)
+        except BaseException:
+            for op in batch:  # the transaction rolled back: revert in-memory effects
+                for fn in op.undo:
+                    fn()
+            raise
 
 
 def _resolve(op: Op, error: BaseException | None, result: Any = None) -> None:

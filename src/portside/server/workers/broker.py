@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,6 +68,44 @@ ACTIVE, ACKED, NACKED, EXPIRED, LEASE_CANCELLED, RELEASED = (
     "released",
 )
 _RECONCILE_EVERY_S = 5.0
+
+
+class _Mutex:
+    """An asyncio mutex with a non-blocking ``try_acquire`` (single event loop)."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._free = asyncio.Event()
+        self._free.set()
+
+    def try_acquire(self) -> bool:
+        if self._held:
+            return False
+        self._held = True
+        self._free.clear()
+        return True
+
+    async def __aenter__(self) -> None:
+        while not self.try_acquire():
+            await self._free.wait()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        self._held = False
+        self._free.set()
+
+
+@dataclass
+class Claim:
+    """What one dispatch step leased, inside a transaction not yet committed."""
+
+    offers: list[tuple[Session, LeaseFrame, str]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    saturated: bool = False
+    more: set[str] = field(default_factory=set)
+    drained: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -127,7 +165,10 @@ class Broker:
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
         self._last_reconcile = 0.0
-        self._dispatch_lock = asyncio.Lock()
+        self._dispatch_lock = _Mutex()
+        #: Capabilities that may have queued tasks; freed slots only trigger a round for these.
+        self._backlog: set[str] = set()
+        self._backlog_all = True
         notifier.subscribe(self._on_event)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -162,15 +203,20 @@ class Broker:
         self._loops = []
         await self.commit.stop()
 
-    def wake(self) -> None:
-        """Ask the dispatcher for a round now."""
+    def wake(self, capabilities: Iterable[str] | None = None) -> None:
+        """Ask the dispatcher for a round now (``capabilities``: these have new queued tasks)."""
+        if capabilities is None:
+            self._backlog_all = True
+        else:
+            self._backlog.update(capabilities)
         self._wake.set()
 
     # -- notifications ------------------------------------------------------------------------
 
     def _on_event(self, event: str, payload: dict[str, Any]) -> None:
         if event == "ready":
-            self._wake.set()
+            caps = payload.get("c")
+            self.wake(caps if isinstance(caps, list) else None)
         elif event == "ended":
             self._end_local(payload.get("w", {}))
         elif event == "cancel":
@@ -191,20 +237,21 @@ class Broker:
             self._resume(str(payload.get("id")))
         elif event == "resync":
             self._last_reconcile = 0.0
-            self._wake.set()
+            self.wake()
 
     def _end_local(self, by_worker: dict[str, list[str]]) -> dict[str, list[str]]:
         """End leases held by local sessions; returns those held elsewhere."""
         remote: dict[str, list[str]] = {}
-        freed = False
+        freed: set[str] = set()
         for worker_id, lease_ids in by_worker.items():
             session = self.sessions.get(worker_id)
             for lease_id in lease_ids:
+                ctype = session.lease_cap.get(lease_id) if session is not None else None
                 if session is not None and session.end_lease(lease_id):
-                    freed = True
+                    freed.add(ctype or "")
                 else:
                     remote.setdefault(worker_id, []).append(lease_id)
-        if freed:
+        if freed and (self._backlog_all or freed & self._backlog):
             self._wake.set()
         return remote
 
@@ -459,9 +506,9 @@ class Broker:
             ).all()
         session.apply(session_id, specs)
         session.paused = False
-        for lease_id, ctype in held:
-            if lease_id not in session.lease_cap:
-                session.add_lease(lease_id, ctype)
+        for row in held:
+            if row[0] not in session.lease_cap:
+                session.add_lease(row[0], row[1])
         session.send(RegisteredFrame(session_id=session_id, capabilities=specs, accepted_at=at))
         self._wake.set()
 
@@ -568,7 +615,9 @@ class Broker:
             ok = same_key
         if not ok:
             raise Conflict(
-                f"lease {lease['id']} is not held by this worker", code="lease_not_held", details={"lease_id": lease["id"]}
+                f"lease {lease['id']} is not held by this worker",
+                code="lease_not_held",
+                details={"lease_id": lease["id"]},
             )
 
     # -- results ------------------------------------------------------------------------------
@@ -577,7 +626,9 @@ class Broker:
         """Apply one ack/nack (group committed); raises its error."""
         if not request.ok and request.kind not in NACK_KINDS:
             raise InvalidInput(
-                f"nack kind must be one of {', '.join(NACK_KINDS)}", code="invalid_nack_kind", details={"kind": request.kind}
+                f"nack kind must be one of {', '.join(NACK_KINDS)}",
+                code="invalid_nack_kind",
+                details={"kind": request.kind},
             )
         outcome: ResultOutcome = await self.commit.run("result", request)
         return outcome
@@ -599,7 +650,9 @@ class Broker:
         leases = {
             m["id"]: dict(m)
             for m in (
-                await s.execute(select(LEASES).where(LEASES.c.id.in_(lease_ids)).order_by(LEASES.c.id).with_for_update())
+                await s.execute(
+                    select(LEASES).where(LEASES.c.id.in_(lease_ids)).order_by(LEASES.c.id).with_for_update()
+                )
             ).mappings()
         }
         task_ids = sorted({lease["task_id"] for lease in leases.values()})
@@ -608,7 +661,9 @@ class Broker:
             tasks = {
                 m["id"]: dict(m)
                 for m in (
-                    await s.execute(select(TASKS).where(TASKS.c.id.in_(task_ids)).order_by(TASKS.c.id).with_for_update())
+                    await s.execute(
+                        select(TASKS).where(TASKS.c.id.in_(task_ids)).order_by(TASKS.c.id).with_for_update()
+                    )
                 ).mappings()
             }
         lease_updates: dict[str, dict[str, Any]] = {}
@@ -831,12 +886,18 @@ class Broker:
 
     async def _dispatch_loop(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+            except asyncio.TimeoutError:
+                self._backlog_all = True  # periodic poll: other replicas' work, missed wake-ups
             self._wake.clear()
             try:
+                backlog_all = self._backlog_all
+                self._backlog_all = False
                 while await self.dispatch_round():
                     pass
+                if backlog_all and not self._demand():
+                    self._backlog_all = True  # nobody could take work: look again next time
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -863,121 +924,162 @@ class Broker:
         demand = self._demand()
         if not demand:
             return False
+        claim = Claim()
+        try:
+            async with self.store.tx() as s:
+                await self.claim(s, demand, claim)
+        except BaseException:
+            self.abandon(claim)
+            raise
+        self.deliver(claim)
+        return claim.saturated
+
+    async def claim(
+        self, s: Exec, demand: dict[tuple[str, str | None, str | None], list[tuple[Session, int]]], claim: Claim
+    ) -> None:
+        """Inside transaction ``s``: lease the oldest queued tasks to the given free slots.
+
+        Slots are counted at once; call ``deliver(claim)`` once the transaction committed, or
+        ``abandon(claim)`` if it did not.
+        """
         now = utcnow()
-        offers: list[tuple[Session, LeaseFrame, str]] = []
-        failed: list[str] = []
-        saturated = False
         # Workers scoped to one user go first, so "any" workers do not take their tasks.
-        order = sorted(demand, key=lambda k: (k[1] is None, k[0]))
-        async with self.store.tx() as s:
-            for key in order:
-                ctype, scope, tenant = key
-                slots = demand[key]
-                wanted = sum(free for _, free in slots)
-                query = select(TASKS).where(
-                    TASKS.c.status == QUEUED,
-                    TASKS.c.capability == ctype,
-                    TASKS.c.available_at <= now,
-                    or_(TASKS.c.deadline_at.is_(None), TASKS.c.deadline_at > now),
-                )
-                if scope is not None:
-                    query = query.where(TASKS.c.on_behalf_of == scope)
-                if tenant is not None:
-                    query = query.where(TASKS.c.owner == tenant)
-                query = query.order_by(TASKS.c.available_at, TASKS.c.id).limit(wanted)
-                rows = (await s.execute(query.with_for_update(skip_locked=True))).mappings().all()
-                if not rows:
-                    continue
-                if len(rows) >= wanted:
-                    saturated = True
-                cdef = await self.capabilities.get(ctype)
-                assignments, bad = self._assign(rows, slots, cdef.input_schema if cdef else None)
-                failed.extend(bad)
-                if bad:
-                    await s.execute(
-                        update(TASKS)
-                        .where(TASKS.c.id.in_(bad))
-                        .values(
-                            status=FAILED,
-                            finished_at=now,
-                            updated_at=now,
-                            error={"code": "input_schema_mismatch", "message": "input does not match the schema"},
-                        )
-                    )
-                if not assignments:
-                    continue
-                lease_rows: list[dict[str, Any]] = []
-                task_params: list[dict[str, Any]] = []
-                for session, row in assignments:
-                    spec = session.caps[ctype].spec
-                    ttl_ms = spec.lease_ttl_ms or (cdef.lease_ttl_ms if cdef else None)
-                    ttl_ms = ttl_ms or int(self.config.lease_ttl_s * 1000)
-                    lease_id = new_id("lse")
-                    expires = now + timedelta(milliseconds=ttl_ms)
-                    attempt = row["attempt"] + 1
-                    lease_rows.append(
-                        {
-                            "id": lease_id,
-                            "task_id": row["id"],
-                            "worker_id": session.worker_id,
-                            "key_id": session.key_id,
-                            "capability": ctype,
-                            "attempt": attempt,
-                            "state": ACTIVE,
-                            "ttl_ms": ttl_ms,
-                            "issued_at": now,
-                            "expires_at": expires,
-                        }
-                    )
-                    task_params.append(
-                        {"b_id": row["id"], "b_lease": lease_id, "b_worker": session.worker_id, "b_exp": expires}
-                    )
-                    offers.append(
-                        (
-                            session,
-                            LeaseFrame(
-                                lease_id=lease_id,
-                                expires_at=expires,
-                                task_id=row["id"],
-                                workflow_id=row["workflow_id"],
-                                capability=ctype,
-                                on_behalf_of=row["on_behalf_of"],
-                                input=row["input"],
-                                attempt=attempt,
-                                metadata=row["metadata"] or {},
-                                input_schema=cdef.input_schema if cdef else None,
-                                output_schema=cdef.output_schema if cdef else None,
-                            ),
-                            ctype,
-                        )
-                    )
-                await s.execute(LEASES.insert(), lease_rows)
+        for key in sorted(demand, key=lambda k: (k[1] is None, k[0])):
+            ctype, scope, tenant = key
+            slots = demand[key]
+            wanted = sum(free for _, free in slots)
+            query = select(TASKS).where(
+                TASKS.c.status == QUEUED,
+                TASKS.c.capability == ctype,
+                TASKS.c.available_at <= now,
+                or_(TASKS.c.deadline_at.is_(None), TASKS.c.deadline_at > now),
+            )
+            if scope is not None:
+                query = query.where(TASKS.c.on_behalf_of == scope)
+            if tenant is not None:
+                query = query.where(TASKS.c.owner == tenant)
+            query = query.order_by(TASKS.c.available_at, TASKS.c.id).limit(wanted)
+            rows = (await s.execute(query.with_for_update(skip_locked=True))).mappings().all()
+            if len(rows) >= wanted:
+                claim.saturated = True
+                claim.more.add(ctype)
+            elif scope is None and tenant is None:
+                claim.drained.add(ctype)
+            if not rows:
+                continue
+            cdef = await self.capabilities.get(ctype)
+            assignments, bad = self._assign(rows, slots, cdef.input_schema if cdef else None)
+            claim.failed.extend(bad)
+            if bad:
                 await s.execute(
                     update(TASKS)
-                    .where(TASKS.c.id == bindparam("b_id"))
+                    .where(TASKS.c.id.in_(bad))
                     .values(
-                        status=RUNNING,
-                        attempt=TASKS.c.attempt + 1,
-                        lease_id=bindparam("b_lease"),
-                        worker_id=bindparam("b_worker"),
-                        lease_expires_at=bindparam("b_exp"),
-                        started_at=func.coalesce(TASKS.c.started_at, now),
+                        status=FAILED,
+                        finished_at=now,
                         updated_at=now,
-                    ),
-                    task_params,
+                        error={"code": "input_schema_mismatch", "message": "input does not match the schema"},
+                    )
                 )
+            if not assignments:
+                continue
+            lease_rows: list[dict[str, Any]] = []
+            task_params: list[dict[str, Any]] = []
+            for session, row in assignments:
+                spec = session.caps[ctype].spec
+                ttl_ms = spec.lease_ttl_ms or (cdef.lease_ttl_ms if cdef else None)
+                ttl_ms = ttl_ms or int(self.config.lease_ttl_s * 1000)
+                lease_id = new_id("lse")
+                expires = now + timedelta(milliseconds=ttl_ms)
+                attempt = row["attempt"] + 1
+                lease_rows.append(
+                    {
+                        "id": lease_id,
+                        "task_id": row["id"],
+                        "worker_id": session.worker_id,
+                        "key_id": session.key_id,
+                        "capability": ctype,
+                        "attempt": attempt,
+                        "state": ACTIVE,
+                        "ttl_ms": ttl_ms,
+                        "issued_at": now,
+                        "expires_at": expires,
+                    }
+                )
+                task_params.append(
+                    {"b_id": row["id"], "b_lease": lease_id, "b_worker": session.worker_id, "b_exp": expires}
+                )
+                claim.offers.append(
+                    (
+                        session,
+                        LeaseFrame(
+                            lease_id=lease_id,
+                            expires_at=expires,
+                            task_id=row["id"],
+                            workflow_id=row["workflow_id"],
+                            capability=ctype,
+                            on_behalf_of=row["on_behalf_of"],
+                            input=row["input"],
+                            attempt=attempt,
+                            metadata=row["metadata"] or {},
+                            input_schema=cdef.input_schema if cdef else None,
+                            output_schema=cdef.output_schema if cdef else None,
+                        ),
+                        ctype,
+                    )
+                )
+                # count the slot now, so a concurrent claim cannot hand it out twice
+                session.add_lease(lease_id, ctype)
+            await s.execute(LEASES.insert(), lease_rows)
+            await s.execute(
+                update(TASKS)
+                .where(TASKS.c.id == bindparam("b_id"))
+                .values(
+                    status=RUNNING,
+                    attempt=TASKS.c.attempt + 1,
+                    lease_id=bindparam("b_lease"),
+                    worker_id=bindparam("b_worker"),
+                    lease_expires_at=bindparam("b_exp"),
+                    started_at=func.coalesce(TASKS.c.started_at, now),
+                    updated_at=now,
+                ),
+                task_params,
+            )
+
+    def abandon(self, claim: Claim) -> None:
+        """The transaction of ``claim`` rolled back: give the counted slots back."""
+        for session, frame, _ in claim.offers:
+            session.end_lease(frame.lease_id)
+
+    def deliver(self, claim: Claim) -> None:
+        """After the claim's transaction committed: queue lease frames, note what is left queued."""
+        self._backlog -= claim.drained
+        self._backlog |= claim.more
         orphans: list[str] = []
-        for session, frame, ctype in offers:
+        for session, frame, _ in claim.offers:
             if session.closed:  # the stream closed while we committed
                 orphans.append(frame.lease_id)
                 continue
-            session.add_lease(frame.lease_id, ctype)
             session.send(frame)
         if orphans:
-            await self.release(orphans, reason="stream closed before delivery")
-        if failed:
-            self.notifier.publish("done", {"ids": failed})
-        return saturated
+            asyncio.get_running_loop().create_task(self.release(orphans, reason="stream closed before delivery"))
+        if claim.failed:
+            self.notifier.publish("done", {"ids": claim.failed})
+
+    def try_claim_lock(self) -> bool:
+        """Take the dispatch lock only if it is free (for claims inside another write transaction,
+        which must never wait for it: a dispatch round holding it may be waiting for that write)."""
+        return self._dispatch_lock.try_acquire()
+
+    def release_claim_lock(self) -> None:
+        self._dispatch_lock.release()
+
+    def local_demand(
+        self, capabilities: Iterable[str]
+    ) -> dict[tuple[str, str | None, str | None], list[tuple[Session, int]]]:
+        """Free local slots for these capabilities only (for dispatching inside another write)."""
+        wanted = set(capabilities)
+        return {key: slots for key, slots in self._demand().items() if key[0] in wanted}
 
     @staticmethod
     def _assign(
@@ -1026,7 +1128,7 @@ class Broker:
         ended: dict[str, list[str]] = {}
         done: list[str] = []
         requeued: list[str] = []
-        expired: list[Any] = []
+        expired: Sequence[Any] = []
         full = False
         async with self.store.tx() as s:
             expired = (
@@ -1157,20 +1259,18 @@ class Broker:
             paused = sorted(wid for wid, sess in local.items() if sess.paused)
             beats = (
                 (
-                    await s.execute(
-                        select(WORKERS.c.id, WORKERS.c.last_heartbeat_at).where(WORKERS.c.id.in_(paused))
-                    )
+                    await s.execute(select(WORKERS.c.id, WORKERS.c.last_heartbeat_at).where(WORKERS.c.id.in_(paused)))
                 ).all()
                 if paused
                 else []
             )
-        for worker_id, beat in beats:
-            sess = local[worker_id]
-            if beat is not None and sess.paused_at is not None and as_utc(beat) > sess.paused_at:
-                self._resume(worker_id)
+        for beat in beats:
+            sess = local[beat[0]]
+            if beat[1] is not None and sess.paused_at is not None and as_utc(beat[1]) > sess.paused_at:
+                self._resume(beat[0])
         active: dict[str, dict[str, str]] = {}
-        for lease_id, worker_id, ctype in rows:
-            active.setdefault(worker_id, {})[lease_id] = ctype
+        for row in rows:
+            active.setdefault(row[1], {})[row[0]] = row[2]
         freed = False
         for wid, sess in local.items():
             held = active.get(wid, {})

@@ -89,7 +89,7 @@ def parse_scope(value: Any) -> str | None:
         if isinstance(who, str) and who and len(who) <= 200 and not extra:
             return who
     raise InvalidInput(
-        "capability scope must be \"any\" or {\"onBehalfOf\": \"<user id>\"}",
+        'capability scope must be "any" or {"onBehalfOf": "<user id>"}',
         code="invalid_capability_scope",
         details={"scope": value if isinstance(value, (str, dict)) else repr(value)[:200]},
     )
@@ -109,9 +109,7 @@ def parse_capability(raw: Any) -> CapabilitySpec:
             details={"capability": ctype, "concurrency": concurrency if isinstance(concurrency, int) else None},
         )
     ttl = raw.get("leaseTtlMs", raw.get("lease_ttl_ms"))
-    if ttl is not None and (
-        not isinstance(ttl, int) or isinstance(ttl, bool) or not MIN_TTL_MS <= ttl <= MAX_TTL_MS
-    ):
+    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or not MIN_TTL_MS <= ttl <= MAX_TTL_MS):
         raise InvalidInput(
             f"leaseTtlMs must be an integer in {MIN_TTL_MS}..{MAX_TTL_MS}",
             code="invalid_capability",

@@ -43,6 +43,9 @@ class Notifier:
         """Deliver to local listeners now, and to other replicas when scaled out."""
         self._deliver(event, payload)
 
+    def publish_remote(self, event: str, payload: dict[str, Any]) -> None:
+        """Tell other replicas only (no-op in process)."""
+
     def _deliver(self, event: str, payload: dict[str, Any]) -> None:
         for listener in list(self._listeners):
             try:
@@ -87,6 +90,9 @@ class PgNotifier(Notifier):
 
     def publish(self, event: str, payload: dict[str, Any]) -> None:
         self._deliver(event, payload)
+        self.publish_remote(event, payload)
+
+    def publish_remote(self, event: str, payload: dict[str, Any]) -> None:
         for chunk in _split(event, payload):
             self._outbox.put_nowait(json.dumps({"r": self.replica_id, "e": event, "p": chunk}, separators=(",", ":")))
 
@@ -110,12 +116,13 @@ class PgNotifier(Notifier):
             try:
                 conn = await self._connect()
                 self._listen_conn = conn
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _conn, ev=lost: ev.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
                 delay = 0.2
                 # Everything may have changed while we were deaf: wake every consumer once.
                 self._deliver("resync", {})
-                while not self._stopping and not conn.is_closed():
-                    await asyncio.sleep(1.0)
+                await lost.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

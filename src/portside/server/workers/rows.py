@@ -21,7 +21,7 @@ def _dt(value: Any) -> Any:
     return as_utc(value) if value is not None else None
 
 
-def task_from(m: Mapping[str, Any]) -> Task:
+def task_from(m: Mapping[Any, Any]) -> Task:
     """A ``Task`` from a row mapping of the ``tasks`` table."""
     return Task(
         id=m["id"],
@@ -50,7 +50,7 @@ def task_from(m: Mapping[str, Any]) -> Task:
     )
 
 
-def lease_from(m: Mapping[str, Any]) -> Lease:
+def lease_from(m: Mapping[Any, Any]) -> Lease:
     return Lease(
         id=m["id"],
         task_id=m["task_id"],
@@ -65,7 +65,7 @@ def lease_from(m: Mapping[str, Any]) -> Lease:
     )
 
 
-def progress_from(m: Mapping[str, Any]) -> ProgressEntry:
+def progress_from(m: Mapping[Any, Any]) -> ProgressEntry:
     return ProgressEntry(
         task_id=m["task_id"],
         lease_id=m["lease_id"],

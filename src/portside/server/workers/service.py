@@ -23,7 +23,7 @@ from portside.server.errors import Conflict, InvalidInput, NotFound, PayloadTooL
 from portside.server.ids import new_id
 from portside.server.store import Database
 from portside.server.workers.batch import Op
-from portside.server.workers.broker import LEASE_CANCELLED, Broker
+from portside.server.workers.broker import LEASE_CANCELLED, Broker, Claim
 from portside.server.workers.capabilities import check_capability_type, schema_errors
 from portside.server.workers.config import WorkersConfig
 from portside.server.workers.domain import (
@@ -151,7 +151,9 @@ class WorkersService:
         if spec.max_attempts is not None and not 1 <= spec.max_attempts <= 100:
             raise InvalidInput("max_attempts must be in 1..100", code="invalid_max_attempts", details=where)
         if spec.idempotency_key is not None and not 1 <= len(spec.idempotency_key) <= 255:
-            raise InvalidInput("idempotency_key must be 1-255 characters", code="invalid_idempotency_key", details=where)
+            raise InvalidInput(
+                "idempotency_key must be 1-255 characters", code="invalid_idempotency_key", details=where
+            )
         if not isinstance(spec.metadata, dict):
             raise InvalidInput("metadata must be an object", code="validation_error", details=where)
         try:
@@ -241,11 +243,39 @@ class WorkersService:
                 existing[(sub.owner, spec.idempotency_key)] = task
         if rows:
             await s.execute(TASKS.insert(), rows)
+            claim = await self._claim_now(s, caps)
+            if claim is not None:
+                ops[-1].undo.append(lambda: self.broker.abandon(claim))
+            undispatched = sorted(caps if claim is None else caps - claim.drained)
 
             def after() -> None:
-                self.notifier.publish("ready", {"c": sorted(caps)})
+                if claim is not None:
+                    self.broker.deliver(claim)
+                if undispatched:
+                    self.notifier.publish("ready", {"c": undispatched})
+                elif caps:
+                    self.notifier.publish_remote("ready", {"c": sorted(caps)})
 
             ops[-1].after.append(after)
+
+    async def _claim_now(self, s: Exec, caps: set[str]) -> Claim | None:
+        """Lease new tasks to free local workers inside the submit's own transaction.
+
+        The claim takes the oldest queued tasks first, so order is kept; it is skipped when a
+        dispatch round is running (that round, woken after commit, picks the tasks up).
+        """
+        demand = self.broker.local_demand(caps)
+        if not demand or not self.broker.try_claim_lock():
+            return None
+        claim = Claim()
+        try:
+            await self.broker.claim(s, demand, claim)
+        except BaseException:
+            self.broker.abandon(claim)
+            raise
+        finally:
+            self.broker.release_claim_lock()
+        return claim
 
     # -- read ---------------------------------------------------------------------------------
 
@@ -296,7 +326,7 @@ class WorkersService:
         if capability is not None:
             query = query.where(TASKS.c.capability == capability)
         async with self.store.read() as s:
-            found = {status: int(n) for status, n in (await s.execute(query)).all()}
+            found = {str(row[0]): int(row[1]) for row in (await s.execute(query)).all()}
         return {status: found.get(status, 0) for status in TASK_STATUSES}
 
     async def task_progress(self, task_id: str, *, owner: str | None = None, limit: int = 200) -> list[ProgressEntry]:
@@ -358,9 +388,7 @@ class WorkersService:
                 lease_id = current["lease_id"]
                 if lease_id:  # lock order: lease, then task (as results do)
                     await s.execute(select(LEASES.c.id).where(LEASES.c.id == lease_id).with_for_update())
-                m = (
-                    (await s.execute(select(TASKS).where(TASKS.c.id == task_id).with_for_update())).mappings().first()
-                )
+                m = (await s.execute(select(TASKS).where(TASKS.c.id == task_id).with_for_update())).mappings().first()
                 if m is None or m["lease_id"] != lease_id or m["status"] != current["status"]:
                     continue  # changed under us: look again
                 error = {"code": "cancelled", "message": reason[:2000]}

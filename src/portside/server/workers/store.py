@@ -37,7 +37,7 @@ _BUSY_MS = 20
 class Exec(Protocol):
     """Runs statements inside one transaction (or one read)."""
 
-    async def execute(self, statement: Executable, params: Any = None) -> Result[Any]: ...
+    async def execute(self, statement: Executable, params: Any = None) -> Any: ...
 
 
 class _SyncExec:

@@ -229,4 +229,3 @@ async def webhook_preflight(input_id: str, svc: InputService = Depends(inputs)) 
     if not ep.config.cors_enabled:
         return Response(status_code=405)
     return Response(status_code=204, headers=_CORS)
-

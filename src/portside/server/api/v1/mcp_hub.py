@@ -175,9 +175,7 @@ async def disconnect_server(name: str, h: McpHubService = Depends(hub), caller: 
 
 
 @router.get("/mcp-servers/{name}/tools")
-async def server_tools(
-    name: str, refresh: bool = False, h: McpHubService = Depends(hub), _: Principal = Reader
-) -> Any:
+async def server_tools(name: str, refresh: bool = False, h: McpHubService = Depends(hub), _: Principal = Reader) -> Any:
     return {"items": [tool_view(t) for t in await h.tools(name, refresh=refresh)]}
 
 

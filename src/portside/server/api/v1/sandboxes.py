@@ -9,12 +9,12 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from portside.server.auth import Principal
-from portside.server.context import AppContext, get_ctx
+from portside.server.context import AppContext
 from portside.server.deps import require
 from portside.server.errors import InvalidInput, PayloadTooLarge
 from portside.server.sandboxes import files
@@ -42,7 +42,9 @@ Reader = Depends(require("read"))
 Writer = Depends(require("write"))
 
 
-def svc(ctx: AppContext = Depends(get_ctx)) -> SandboxService:
+async def svc(request: Request) -> SandboxService:
+    """The sandbox service (an async dependency: a sync one would cost a threadpool hop per request)."""
+    ctx: AppContext = request.app.state.ctx
     return ctx.service("sandboxes", SandboxService)
 
 

@@ -67,7 +67,7 @@ def _check_on_behalf_of(principal: Principal, on_behalf_of: str | None) -> None:
 @router.post("", status_code=201)
 async def submit_task(
     body: TaskCreate, principal: Principal = Depends(require("write")), svc: WorkersService = Depends(workers_service)
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Queue a task; 201 with the task. The same ``idempotency_key`` returns the first task."""
     _check_on_behalf_of(principal, body.on_behalf_of)
     spec = body.spec()
@@ -82,18 +82,18 @@ async def submit_task(
         metadata=spec.metadata,
         workflow_id=spec.workflow_id,
     )
-    return task.to_dict()
+    return JSONResponse(task.to_dict(), status_code=201)
 
 
 @router.post("/batch", status_code=201)
 async def submit_tasks(
     body: TaskBatch, principal: Principal = Depends(require("write")), svc: WorkersService = Depends(workers_service)
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Queue up to 1000 tasks at once (all validated before any is stored)."""
     for item in body.tasks:
         _check_on_behalf_of(principal, item.on_behalf_of)
     tasks = await svc.submit_tasks([item.spec() for item in body.tasks], owner=principal.owner)
-    return {"items": [t.to_dict() for t in tasks], "total": len(tasks)}
+    return JSONResponse({"items": [t.to_dict() for t in tasks], "total": len(tasks)}, status_code=201)
 
 
 @router.get("")
@@ -131,8 +131,8 @@ async def task_counts(
 @router.get("/{task_id}")
 async def get_task(
     task_id: str, principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
-) -> dict[str, Any]:
-    return (await svc.get_task(task_id, owner=visible_owner(principal))).to_dict()
+) -> JSONResponse:
+    return JSONResponse((await svc.get_task(task_id, owner=visible_owner(principal))).to_dict())
 
 
 @router.get("/{task_id}/wait")

@@ -7,23 +7,23 @@ routes (``api/v1/tasks.py``) and the holokai neuron dialect (``dialects/neuron.p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from portside.server.auth import Principal
-from portside.server.context import AppContext, get_ctx
+from portside.server.context import AppContext
 from portside.server.deps import _ANONYMOUS_ADMIN, bearer_token, require
 from portside.server.errors import InvalidInput, Unauthenticated
 from portside.server.workers.broker import ResultRequest
 from portside.server.workers.config import WorkersConfig
 from portside.server.workers.domain import Frame, ResultOutcome
 from portside.server.workers.service import WorkersService
-from portside.server.workers.sessions import Session
 from portside.server.workers.shutdown import on_server_shutdown
 from portside.server.workers.tokens import TokenSigner, WorkerCaller
 
@@ -33,8 +33,9 @@ capabilities_router = APIRouter(prefix="/v1/capabilities", tags=["workers"])
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
-def workers_service(ctx: AppContext = Depends(get_ctx)) -> WorkersService:
-    """FastAPI dependency: the workers service."""
+async def workers_service(request: Request) -> WorkersService:
+    """FastAPI dependency: the workers service (async: no thread-pool hop per request)."""
+    ctx: AppContext = request.app.state.ctx
     return ctx.service("workers", WorkersService)
 
 
@@ -43,8 +44,9 @@ def visible_owner(principal: Principal) -> str | None:
     return None if principal.has("admin") else principal.owner
 
 
-async def worker_caller(request: Request, ctx: AppContext = Depends(get_ctx)) -> WorkerCaller:
+async def worker_caller(request: Request) -> WorkerCaller:
     """The caller of a worker endpoint: an API key, or a worker token from ``/api/v1/auth/token``."""
+    ctx: AppContext = request.app.state.ctx
     if not ctx.settings.auth_enabled:
         return WorkerCaller(principal=_ANONYMOUS_ADMIN)
     token = bearer_token(request)
@@ -61,14 +63,16 @@ async def worker_caller(request: Request, ctx: AppContext = Depends(get_ctx)) ->
 # -- the event stream ---------------------------------------------------------------------------
 
 
-def event_stream(
-    svc: WorkersService, session: Session, render: Callable[[list[Frame]], str]
+async def event_stream(
+    svc: WorkersService, caller: WorkerCaller, worker_id: str, kind: str, render: Callable[[list[Frame]], str]
 ) -> StreamingResponse:
-    """An SSE response draining ``session``'s outbox; closing it frees the session."""
+    """An SSE response for one worker. The session is attached before the response starts (the
+    worker registers as soon as it sees the headers) and always freed when the response ends."""
+    session = await svc.broker.open_stream(caller, worker_id, kind)
 
     async def body() -> AsyncIterator[str]:
+        yield ": connected\n\n"
         try:
-            yield ": connected\n\n"
             while True:
                 try:
                     first = await asyncio.wait_for(session.outbox.get(), svc.config.sse_ping_s)
@@ -95,7 +99,25 @@ def event_stream(
             with anyio.CancelScope(shield=True):
                 await svc.broker.close_stream(session)
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+    async def close() -> None:
+        await svc.broker.close_stream(session)
+
+    return _SessionStream(body(), close)
+
+
+class _SessionStream(StreamingResponse):
+    """A streaming response that runs ``on_close`` however it ends (even if its body never started)."""
+
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._on_close()
 
 
 @router.get("/{worker_id}/events")
@@ -105,10 +127,11 @@ async def worker_events(
     """The Portside Worker event stream: ``registered``, ``leases``, ``cancel``, ``disconnect``."""
     from portside.server.workers.frames import render_native
 
-    session = await svc.broker.open_stream(caller, worker_id, "portside")
     ttl = int(svc.config.lease_ttl_s * 1000)
     beat = int(svc.config.heartbeat_interval_s * 1000)
-    return event_stream(svc, session, lambda frames: render_native(frames, lease_ttl_ms=ttl, heartbeat_ms=beat))
+    return await event_stream(
+        svc, caller, worker_id, "portside", lambda frames: render_native(frames, lease_ttl_ms=ttl, heartbeat_ms=beat)
+    )
 
 
 # -- the Portside Worker protocol ---------------------------------------------------------------
@@ -235,7 +258,7 @@ async def worker_results(
     body: ResultsBody,
     caller: WorkerCaller = Depends(worker_caller),
     svc: WorkersService = Depends(workers_service),
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Acks and nacks, many per request; each item reports its own outcome."""
     svc.broker.check_worker(caller, worker_id)
     requests = [
@@ -253,7 +276,7 @@ async def worker_results(
         for item in body.results
     ]
     outcomes = await svc.broker.results(requests)
-    return {"results": [outcome_dict(o) for o in outcomes]}
+    return JSONResponse({"results": [outcome_dict(o) for o in outcomes]})
 
 
 @router.post("/{worker_id}/progress")
@@ -349,7 +372,9 @@ def install(app: FastAPI, ctx: AppContext) -> None:
     signer = TokenSigner(ctx.db, ctx.settings.secret_key)
     ctx.services["workers"] = svc
     ctx.services["workers.tokens"] = signer
-    svc.notifier.subscribe(lambda event, payload: svc.capabilities.invalidate(payload.get("type")) if event == "capability" else None)
+    svc.notifier.subscribe(
+        lambda event, payload: svc.capabilities.invalidate(payload.get("type")) if event == "capability" else None
+    )
 
     async def start() -> None:
         await signer.load()

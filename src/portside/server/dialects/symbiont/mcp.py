@@ -113,9 +113,7 @@ async def connect_mcp_server(server_name: str, h: McpHubService = Depends(hub), 
 
 
 @router.post("/mcp/servers/{server_name}/disconnect")
-async def disconnect_mcp_server(
-    server_name: str, h: McpHubService = Depends(hub), caller: Principal = Writer
-) -> Any:
+async def disconnect_mcp_server(server_name: str, h: McpHubService = Depends(hub), caller: Principal = Writer) -> Any:
     return connection_info(await h.disconnect(caller, server_name))
 
 

@@ -55,9 +55,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("duration_ms", sa.Float(), nullable=False),
     )
-    op.create_index(
-        "ix_http_input_requests_input_received", "http_input_requests", ["input_id", "received_at"]
-    )
+    op.create_index("ix_http_input_requests_input_received", "http_input_requests", ["input_id", "received_at"])
 
 
 def downgrade() -> None:

@@ -1,0 +1,51 @@
+"""Symbiont system routes: ``GET /api/v1/health`` (no key needed) and ``GET /api/v1/metrics``.
+
+(``GET /api/v1/agents/{id}/metrics`` is served by the agents module of this package.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from portside import __version__
+from portside.server.auth import Principal
+from portside.server.clock import isoformat, utcnow
+from portside.server.context import AppContext, get_ctx
+from portside.server.metrics.collector import STARTED, MetricsCollector, system_metrics
+from portside.server.ratelimit import rate_limited
+
+router = APIRouter(tags=["symbiont"])
+Reader = Depends(rate_limited("read"))
+
+
+@router.get("/health")
+async def health_check(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
+    """``HealthResponse`` (``status``, ``uptime_seconds``, ``timestamp``, ``version``) plus checks."""
+    import time
+
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        await ctx.db.ping()
+        checks["database"] = {"ok": True, "backend": "sqlite" if ctx.db.is_sqlite else "postgresql"}
+    except Exception as exc:  # reported, not raised
+        ok = False
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    body = {
+        "status": "healthy" if ok else "unhealthy",
+        "uptime_seconds": int(time.time() - STARTED),
+        "timestamp": isoformat(utcnow()),
+        "version": __version__,
+        "checks": checks,
+        "warnings": list(ctx.warnings),
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics")
+async def get_metrics(ctx: AppContext = Depends(get_ctx), _: Principal = Reader) -> Any:
+    """``SystemMetrics``: host memory/CPU/disk, agents, secrets, MCP connections, knowledge items (+ counts)."""
+    return system_metrics(await ctx.service("metrics", MetricsCollector).snapshot())

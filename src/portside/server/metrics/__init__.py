@@ -1,0 +1,1 @@
+"""Metrics: host and store figures as JSON (native, Symbiont) and in the Prometheus text format."""

@@ -1,0 +1,115 @@
+"""The Prometheus text exposition format (0.0.4), written by hand: no client library needed.
+
+Every figure is a gauge read at scrape time (the counts are rows in the store, so they survive
+restarts and agree across replicas; host and process figures are this replica's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from portside import __version__
+from portside.server.metrics.collector import Snapshot, agent_counts
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: group in Snapshot.counts -> (metric name, label name, help)
+_GROUPED: tuple[tuple[str, str, str, str], ...] = (
+    ("sandboxes", "portside_sandboxes", "status", "Sandboxes by status."),
+    ("flow_executions", "portside_flow_executions", "status", "Flow executions by status."),
+    ("tasks", "portside_tasks", "status", "Worker tasks by status."),
+    ("workers", "portside_workers", "status", "Workers by status."),
+    ("agent_deployments", "portside_agent_deployments", "status", "Agent deployments by status."),
+    ("mcp_tool_calls", "portside_mcp_tool_calls", "outcome", "Tool calls made through the MCP hub, by outcome."),
+    ("http_inputs", "portside_http_inputs", "status", "HTTP inputs by status."),
+    ("http_input_requests", "portside_http_input_requests", "outcome", "Audited webhook requests, by outcome."),
+)
+_TOTALS: tuple[tuple[str, str, str], ...] = (
+    ("sandbox_executions", "portside_sandbox_executions", "Code executions recorded in sandboxes."),
+    ("flows", "portside_flows", "Saved flows."),
+    ("secrets", "portside_secrets", "Stored secrets."),
+    ("mcp_servers", "portside_mcp_servers", "Registered MCP servers."),
+)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def gauge(self, name: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} gauge")
+        for labels, value in samples:
+            if labels:
+                inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+                self.lines.append(f"{name}{{{inner}}} {_number(value)}")
+            else:
+                self.lines.append(f"{name} {_number(value)}")
+
+    def one(self, name: str, help_text: str, value: float) -> None:
+        self.gauge(name, help_text, [({}, value)])
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def render(snap: Snapshot) -> str:
+    """The whole exposition for one scrape."""
+    w = _Writer()
+    h = snap.host
+    w.gauge("portside_info", "Portside build information.", [({"version": __version__}, 1)])
+    w.one("portside_uptime_seconds", "Seconds since this server process started.", snap.uptime_seconds)
+    w.one("portside_host_cpu_percent", "Machine-wide CPU use since the previous sample, in percent.", h.cpu_percent)
+    w.one("portside_host_cpu_count", "Logical CPUs of the machine.", h.cpu_count)
+    w.gauge(
+        "portside_host_load_average",
+        "Load average of the machine.",
+        [({"period": p}, v) for p, v in zip(("1m", "5m", "15m"), h.load_average, strict=True)],
+    )
+    w.one("portside_host_memory_total_bytes", "Memory of the machine.", h.memory_total_bytes)
+    w.one("portside_host_memory_used_bytes", "Memory in use on the machine (total - available).", h.memory_used_bytes)
+    w.one("portside_host_memory_percent", "Memory in use on the machine, in percent.", h.memory_percent)
+    w.one("portside_host_disk_total_bytes", "Size of the data directory's file system.", h.disk_total_bytes)
+    w.one("portside_host_disk_used_bytes", "Space used on the data directory's file system.", h.disk_used_bytes)
+    w.one("portside_host_disk_percent", "Space used on the data directory's file system, in percent.", h.disk_percent)
+    w.one("portside_process_resident_memory_bytes", "Resident memory of this server process.", h.process_rss_bytes)
+    w.one(
+        "portside_process_cpu_percent",
+        "CPU use of this server process since the previous sample.",
+        h.process_cpu_percent,
+    )
+    w.one("portside_process_threads", "Threads of this server process.", h.process_threads)
+    w.one("portside_process_open_fds", "Open file descriptors of this server process.", h.process_open_fds)
+    total, active = agent_counts(snap)
+    w.one("portside_agents", "Registered agents (Symbiont agents and registry agents).", total)
+    w.one("portside_agents_active", "Agents with a running deployment, or registry agents marked active.", active)
+    for group, name, label, help_text in _GROUPED:
+        values = snap.counts.get(group, {})
+        w.gauge(name, help_text, [({label: k}, v) for k, v in sorted(values.items())])
+    for group, name, help_text in _TOTALS:
+        w.one(name, help_text, snap.count(group, "total"))
+    w.one("portside_mcp_connections", "MCP servers this process is connected to.", snap.extra.get("mcp_connections", 0))
+    w.one("portside_vector_db_items", "Items in the knowledge base.", snap.extra.get("vector_db_items", 0))
+    w.one(
+        "portside_http_input_active_requests",
+        "Webhook requests being dispatched by this process.",
+        snap.extra.get("http_input_active_requests", 0),
+    )
+    w.one(
+        "portside_http_input_rejected",
+        "Webhook requests refused by this process since it started (signature, limits, stopped).",
+        snap.extra.get("http_input_rejected", 0),
+    )
+    return w.text()

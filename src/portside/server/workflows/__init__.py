@@ -1,0 +1,1 @@
+"""Symbiont-style workflow execution on the flows engine."""
