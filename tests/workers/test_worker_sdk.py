@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,27 @@ def test_sync_client_and_handler_rules(server: LiveServer) -> None:
         asyncio.run(w.start())
     with pytest.raises(ValueError):
         w.add_handler("a/b", lambda i, c: i, concurrency=0)
+
+
+def test_cli(server: LiveServer) -> None:
+    from typer.testing import CliRunner
+
+    from portside.cli.main import app
+
+    runner = CliRunner()
+    env = {"PORTSIDE_URL": server.url, "PORTSIDE_API_KEY": ADMIN_KEY}
+    r = runner.invoke(app, ["task", "submit", "cli/job", "--input", '{"a": 1}', "--idempotency-key", "cli-1"], env=env)
+    assert r.exit_code == 0, r.output
+    task_id = json.loads(r.stdout)["id"]
+    r = runner.invoke(app, ["task", "get", task_id], env=env)
+    assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "queued"
+    r = runner.invoke(app, ["task", "ls", "--capability", "cli/job"], env=env)
+    assert r.exit_code == 0 and task_id[:12] in r.stdout
+    r = runner.invoke(app, ["task", "cancel", task_id, "--reason", "cli"], env=env)
+    assert r.exit_code == 0 and "cancelled" in r.output
+    r = runner.invoke(app, ["task", "submit", "not-a-type"], env=env)
+    assert r.exit_code == 1 and "invalid_capability_type" in r.output
+    r = runner.invoke(app, ["task", "submit", "cli/job", "--input", "{bad"], env=env)
+    assert r.exit_code == 1
+    r = runner.invoke(app, ["worker", "ls"], env=env)
+    assert r.exit_code == 0, r.output

@@ -19,6 +19,7 @@ from portside.cli.mcp_hub import mcp_server_app
 from portside.cli.sandbox import cargo_app, sandbox_app
 from portside.cli.secrets import secret_app
 from portside.cli.skill import skill_app
+from portside.cli.tasks import task_app, worker_app
 from portside.cli.tools import tool_app
 
 app = typer.Typer(help="Portside: a self-hosted runtime for AI agents.", no_args_is_help=True)
@@ -33,6 +34,8 @@ app.add_typer(flow_app, name="flow")
 app.add_typer(agent_app, name="agent")
 app.add_typer(kb_app, name="kb")
 app.add_typer(mcp_server_app, name="mcp-server")
+app.add_typer(task_app, name="task")
+app.add_typer(worker_app, name="worker")
 app.command("mcp")(mcp_command)
 console = Console()
 err = Console(stderr=True)

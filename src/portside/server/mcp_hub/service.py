@@ -317,6 +317,8 @@ class McpHubService:
             fresh = await s.get(McpServerRow, row.id)
             if fresh is not None:
                 await s.delete(fresh)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread((self.logs_dir / f"{row.id}.stderr.log").unlink, missing_ok=True)
         log.info("deleted MCP server %s", name)
 
     async def get(self, name: str) -> ServerView:

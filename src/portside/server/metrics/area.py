@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import current_principal, require
+from portside.server.http.errors import render_native
 from portside.server.metrics.collector import MetricsCollector, native_metrics
 from portside.server.metrics.prometheus import CONTENT_TYPE, render
 
@@ -61,4 +62,6 @@ def install(app: FastAPI, ctx: AppContext) -> None:
         metrics.prime()
 
     ctx.on_start.append(start)
+    # AI Spine claims the "/metrics" prefix for its error bodies; this path answers in the native shape.
+    ctx.error_renderers.append(("/metrics/prometheus", render_native))
     app.include_router(router)

@@ -121,5 +121,5 @@ async def lock_key(session: AsyncSession, key: str) -> None:
     PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do, writers are already
     serialised by :meth:`Database.transaction`.
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})

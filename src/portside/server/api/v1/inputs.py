@@ -207,18 +207,26 @@ async def _hook(request: Request, input_id: str, subpath: str, svc: InputService
     return _respond(result)
 
 
-@hooks.api_route("/hooks/{input_id}", methods=HOOK_METHODS)
 async def webhook(input_id: str, request: Request, svc: InputService = Depends(inputs)) -> Response:
     """Call an input. Signed inputs need ``X-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>``."""
     return await _hook(request, input_id, "", svc)
 
 
-@hooks.api_route("/hooks/{input_id}/{subpath:path}", methods=HOOK_METHODS)
 async def webhook_subpath(
     input_id: str, subpath: str, request: Request, svc: InputService = Depends(inputs)
 ) -> Response:
     """Same as ``/hooks/{input_id}``; the rest of the path is matched by ``path_prefix`` routing rules."""
     return await _hook(request, input_id, subpath, svc)
+
+
+for _method in HOOK_METHODS:
+    hooks.add_api_route("/hooks/{input_id}", webhook, methods=[_method], operation_id=f"webhook_{_method.lower()}")
+    hooks.add_api_route(
+        "/hooks/{input_id}/{subpath:path}",
+        webhook_subpath,
+        methods=[_method],
+        operation_id=f"webhook_subpath_{_method.lower()}",
+    )
 
 
 @hooks.options("/hooks/{input_id}")
