@@ -29,11 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from knowledge_embed import OBJECTS, VERBS, passages, pct  # noqa: E402
+from knowledge_embed import OBJECTS, VERBS, passages, pct
 
-from portside.server.knowledge.records import KnowledgeSettings, NewItem  # noqa: E402
-from portside.server.knowledge.service import KnowledgeService, shared_embedder  # noqa: E402
-from portside.server.store import Database  # noqa: E402
+from portside.server.knowledge.records import KnowledgeSettings, NewItem
+from portside.server.knowledge.service import KnowledgeService, shared_embedder
+from portside.server.store import Database
 
 
 def _cpu() -> float:

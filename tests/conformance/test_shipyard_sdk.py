@@ -32,7 +32,6 @@ from shipyard_neo.sandbox import Sandbox
 from tests.conftest import ADMIN_KEY, LiveServer, make_settings
 
 
-
 @pytest.fixture(scope="module")
 def bay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("bay") / "data"

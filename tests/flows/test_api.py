@@ -38,6 +38,8 @@ async def test_agents_crud(mapi: httpx.AsyncClient) -> None:
     assert [a["agent_id"] for a in listed["items"]] == ["crud"]
     bad = await mapi.post("/v1/agents", json={"name": "x", "endpoint": "ftp://nope"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "validation_error"
+    metadata = await mapi.post("/v1/agents", json={"name": "x", "endpoint": "http://169.254.169.254/latest"})
+    assert metadata.status_code == 400 and "link-local" in metadata.json()["error"]["message"]
     assert (await mapi.delete("/v1/agents/crud")).status_code == 200
     assert (await mapi.get("/v1/agents/crud")).status_code == 404
     assert (await mapi.delete("/v1/agents/crud")).status_code == 404

@@ -242,3 +242,32 @@ async def test_auth_header_jwt_cors_and_owners(
     assert [i["id"] for i in listed] == [mine.json()["id"]]
     bad_spec = await api.post("/v1/inputs", json={"flow_id": "echo", "agent_id": "x"})
     assert bad_spec.status_code == 400
+
+
+@pytest.mark.bwrap
+async def test_webhook_gives_a_deployed_agent_a_task(api: httpx.AsyncClient, public: httpx.AsyncClient) -> None:
+    agent = {
+        "id": "hook-agent",
+        "name": "Hook agent",
+        "description": "d",
+        "system_prompt": "s",
+        "tools": ["t"],
+        "model": "m",
+        "temperature": 0.1,
+        "top_p": 1.0,
+        "max_tokens": 5,
+    }
+    assert (await api.post("/api/v1/agents", json=agent)).status_code == 200
+    dep = (await api.post("/v1/agent-deployments", json={"agent_id": "hook-agent"})).json()
+    try:
+        assert dep["status"] == "running", dep
+        hook = await make_input(api, target="hook-agent", wait_seconds=10)  # a bare id: the Symbiont agent
+        r = await public.post(f"/hooks/{hook['id']}", json={"issue": 7})
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["status"] == "completed" and answer["deployment_id"] == dep["deployment_id"]
+        assert answer["output"]["agent_id"] == "hook-agent" and answer["output"]["input"]["body"] == {"issue": 7}
+        task = (await api.get(answer["status_url"])).json()
+        assert task["status"] == "completed" and task["action"] == "webhook"
+    finally:
+        await api.post(f"/v1/agent-deployments/{dep['deployment_id']}/stop")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ from typer.testing import CliRunner
 from portside import Client
 from portside.cli.main import app as cli
 from portside.errors import APIError
-from tests.conftest import ADMIN_KEY, LiveServer, make_settings
+from tests.conftest import ADMIN_KEY, LiveServer, free_port, make_settings
 
 pytestmark = pytest.mark.timeout(90)
 TINY = str(Path(__file__).with_name("tiny_server.py"))
@@ -211,3 +213,29 @@ def test_connected_servers_come_back_after_a_restart(tmp_path: Path) -> None:
             assert c.mcp.call("tiny", "add", {"a": 1, "b": 1}).structured_content == {"result": 2}
     finally:
         second.stop()
+
+
+def test_sse_server(client: Client) -> None:
+    """The tiny server over the older SSE transport; killing it shows the server as disconnected."""
+    port = free_port()
+    code = f"import sys; sys.path.insert(0, {str(Path(TINY).parent)!r}); from tiny_server import server; "
+    code += f"server.run('sse', port={port})"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "SSE server did not start"
+                time.sleep(0.1)
+        added = client.mcp.add("tiny-sse", url=f"http://127.0.0.1:{port}/sse", transport="sse", connect=True)
+        assert added.transport == "sse" and added.status == "connected" and added.tools_count == 3
+        assert client.mcp.call("tiny-sse", "add", {"a": 4, "b": 5}).structured_content == {"result": 9}
+        proc.kill()
+        wait_for(lambda: client.mcp.get("tiny-sse").status == "disconnected")
+        assert "closed the stream" in (client.mcp.get("tiny-sse").last_error or "")
+    finally:
+        proc.kill()
+        proc.wait()

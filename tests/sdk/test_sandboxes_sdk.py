@@ -85,7 +85,8 @@ def test_sync_sandbox_round_trip(server: LiveServer, tmp_path: Path) -> None:
         sb.stop()
         assert sb.refresh().status == "idle"
         assert sb.keepalive().status == "idle"
-        assert sb.python.exec("'x' in dir()").data["output"]["text"] == "False"  # type: ignore[index]
+        fresh = sb.python.exec("'x' in dir()").data
+        assert fresh is not None and fresh["output"]["text"] == "False"  # a new kernel
         assert sb.refresh().status == "ready"
 
         other = client.sandboxes.create()

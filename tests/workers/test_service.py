@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from portside.server.auth import Principal
 from portside.server.errors import Conflict, InvalidInput, NotFound
 from portside.server.workers.broker import ResultRequest
-from portside.server.workers.domain import LeaseFrame
+from portside.server.workers.domain import DisconnectFrame, LeaseFrame
 from portside.server.workers.service import TaskSpec, WorkersService
 from portside.server.workers.sessions import Session
 from portside.server.workers.tokens import WorkerCaller
@@ -126,3 +126,17 @@ async def test_undelivered_leases_go_back_when_a_stream_closes(app: FastAPI) -> 
     assert back.status == "queued" and back.attempt == 0
     workers = await svc.list_workers()
     assert [(w.id, w.status) for w in workers] == [("svc-close", "disconnected")]
+
+
+async def test_unsupported_protocol_closes_the_stream(app: FastAPI) -> None:
+    svc = service(app)
+    session = await svc.broker.open_stream(ADMIN, "svc-old", "neuron")
+    with pytest.raises(InvalidInput) as ei:
+        await svc.broker.register(
+            ADMIN, "svc-old", kind="neuron", protocol_version="2.1.0", capabilities=[{"type": CAP, "concurrency": 1}]
+        )
+    assert ei.value.code == "protocol_version_unsupported"
+    frame = await session.outbox.get()
+    assert isinstance(frame, DisconnectFrame) and frame.code == "protocol_version_unsupported"
+    assert not frame.reconnectable and await session.outbox.get() is None
+    await svc.broker.close_stream(session)

@@ -6,6 +6,7 @@ list and manage the same records.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,12 +25,23 @@ from portside.server.store import Database
 AGENT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$")
 
 
+#: Cloud metadata services: an agent endpoint there would leak the server's credentials.
+_BLOCKED_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+
+
 def _check_endpoint(value: str | None) -> str | None:
     if value is None or value == "":
         return None
     parsed = urlparse(value)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
         raise ValueError("endpoint must be an absolute http:// or https:// URL")
+    host = parsed.hostname.lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if host in _BLOCKED_HOSTS or (address is not None and address.is_link_local):
+        raise ValueError("endpoint may not be a link-local or cloud metadata address")
     return value.rstrip("/")
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from portside.server.clock import isoformat, utcnow
 from portside.server.flows.config import FlowSettings
@@ -374,6 +375,12 @@ class Runner:
             await self._run()
         except LeaseLost:
             log.info("execution %s: lease lost; another engine continues it", self.execution_id)
+        except DBAPIError as exc:
+            # the store is unreachable: drop the execution without judging it; it resumes from the
+            # store once the lease is released (below) or expires
+            log.warning("execution %s: store error, will resume: %s", self.execution_id, type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await self._release()
         except asyncio.CancelledError:
             if self.engine.stopping and not self.lost:
                 with contextlib.suppress(Exception):

@@ -257,7 +257,8 @@ class InputService:
                 config = InputConfig.model_validate(merged)
             except ValueError as exc:
                 raise InvalidInput(f"invalid settings: {exc}", code="invalid_input_config") from None
-            self._check_jwt_scope(caller, config)
+            if "jwt_public_key_path" in sent:
+                self._check_jwt_scope(caller, config)
             secret, header = self._unseal(row)
             if "secret" in sent:
                 secret = patch.secret

@@ -51,6 +51,7 @@ class KnowledgeSettings(BaseSettings):
     context_tokens: int = Field(default=1024, ge=16, le=100_000, description="Default RAG token budget.")
     max_item_chars: int = Field(default=2_000_000, ge=1, description="Largest item content, in characters.")
     max_batch_items: int = Field(default=256, ge=1, description="Most items in one batch add.")
+    max_batch_chars: int = Field(default=16_000_000, ge=1, description="Most characters in one batch add.")
     chunk_size: int = Field(default=160, ge=8, le=4000, description="Default chunk size in words.")
     chunk_overlap: int = Field(default=32, ge=0, le=1000, description="Default chunk overlap in words.")
 

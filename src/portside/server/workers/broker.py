@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -295,8 +296,8 @@ class Broker:
         if remote:
             self.notifier.publish("ended", {"w": remote})
 
-    def _drop(self, session: Session, reason: str) -> None:
-        session.send(DisconnectFrame(reason=reason, code="superseded", reconnectable=False))
+    def _drop(self, session: Session, reason: str, *, code: str = "superseded", reconnectable: bool = False) -> None:
+        session.send(DisconnectFrame(reason=reason, code=code, reconnectable=reconnectable))
         session.send(None)
         if self.sessions.get(session.worker_id) is session:
             del self.sessions[session.worker_id]
@@ -387,7 +388,13 @@ class Broker:
     ) -> RegisterResult:
         """Record a worker's capabilities; its stream (here or on another replica) starts getting leases."""
         self._check_caller(caller, worker_id)
-        negotiated = negotiate(protocol_version)
+        try:
+            negotiated = negotiate(protocol_version)
+        except InvalidInput as exc:
+            local = self.sessions.get(worker_id)
+            if local is not None:  # the SDK only retries register after a reconnect
+                self._drop(local, exc.message, code="protocol_version_unsupported")
+            raise
         specs = parse_capabilities(capabilities)
         self._check_scopes(caller, specs)
         now = utcnow()
@@ -506,6 +513,7 @@ class Broker:
             ).all()
         session.apply(session_id, specs)
         session.paused = False
+        session.last_seen = time.monotonic()
         for row in held:
             if row[0] not in session.lease_cap:
                 session.add_lease(row[0], row[1])
@@ -562,6 +570,9 @@ class Broker:
                         params,
                     )
                     renewed = [r.id for r in rows]
+        local = self.sessions.get(worker_id)
+        if local is not None:
+            local.last_seen = time.monotonic()
         if not self._resume(worker_id):
             self.notifier.publish("alive", {"id": worker_id})
         ended = sorted(set(wanted) - set(renewed))
@@ -1245,6 +1256,12 @@ class Broker:
             await self._reconcile()
 
     async def _reconcile(self) -> None:
+        silent_for = max(6 * self.config.heartbeat_interval_s, 30.0)
+        now = time.monotonic()
+        for sess in list(self.sessions.values()):
+            if not sess.closed and now - sess.last_seen > silent_for:
+                # open socket, no heartbeat for long: a dead or wedged worker; make it reconnect
+                self._drop(sess, f"no heartbeat for {silent_for:.0f}s", code="heartbeat_timeout", reconnectable=True)
         local = {wid: sess for wid, sess in self.sessions.items() if sess.registered and not sess.closed}
         if not local:
             return

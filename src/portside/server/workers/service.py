@@ -349,13 +349,13 @@ class WorkersService:
             ).mappings()
             return [lease_from(m) for m in rows]
 
-    async def wait_task(self, task_id: str, timeout: float = 30.0, *, owner: str | None = None) -> Task:
-        """Wait until the task is done or ``timeout`` seconds pass; returns its latest state.
+    async def wait_task(self, task_id: str, timeout: float | None = 30.0, *, owner: str | None = None) -> Task:
+        """Wait until the task is done or ``timeout`` seconds pass (None: until done); returns its latest state.
 
         Woken in-process when a result lands on this replica (or via NOTIFY from another), with
         store polling as a fallback.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
+        deadline = float("inf") if timeout is None else time.monotonic() + max(0.0, timeout)
         with self.waiters.watch(task_id) as event:
             while True:
                 event.clear()

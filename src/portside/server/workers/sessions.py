@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,6 +46,8 @@ class Session:
         #: Set when one of its leases expired: no new leases until it heartbeats again.
         self.paused = False
         self.paused_at: datetime | None = None
+        #: Monotonic time of the last sign of life (open, register, heartbeat).
+        self.last_seen = time.monotonic()
 
     @property
     def registered(self) -> bool:
