@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from portside.server.app import create_app
-from portside.server.sandboxes.browser import find_chromium
+from portside.server.sandboxes.browser_session import find_chromium
 from portside.server.settings import Settings
 
 KEY = "sk_bench_admin_0123456789abcdefghijklmnop"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portside.server.sandboxes.browser import find_chromium
+from portside.server.sandboxes.browser_session import find_chromium
 from tests.conftest import IN_CI
 from tests.drivers.fixtures import require_bwrap
 

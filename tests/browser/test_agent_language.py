@@ -95,3 +95,4 @@ def test_render_follows_the_cli() -> None:
     assert render("screenshot", {"path": "a.png"}) == "\u2713 Screenshot saved to a.png"
     assert render("click", {"clicked": True}) == "\u2713 Done"
     assert render("close", {"closed": True}) == "\u2713 Browser closed"
+    assert render("tab_switch", {"tabId": "1", "url": "http://x/"}) == "\u2713 Switched to tab [1] (http://x/)"

@@ -112,7 +112,7 @@ async def test_open_snapshot_fill_click_read(server: LiveServer) -> None:
 
         # learn keeps a trace as the execution's payload without returning it
         learned = await sandbox.browser.exec("get title", learn=True)
-        assert learned.success and learned.trace_ref is None
+        assert learned.success and learned.trace_ref is None and learned.execution_id
         learned_entry = await sandbox.get_execution(learned.execution_id)
         assert learned_entry.payload_ref and learned_entry.payload_ref.endswith("/trace.json")
 

@@ -69,27 +69,49 @@ async def test_submit_get_list_cancel(api: httpx.AsyncClient) -> None:
     again = await api.post(f"/v1/tasks/{task['id']}/cancel")
     assert again.status_code == 200 and again.json()["status"] == "cancelled"
 
-
-async def test_batch_and_pagination(api: httpx.AsyncClient) -> None:
-    r = await api.post("/v1/tasks/batch", json={"tasks": [{"capability": CAP, "input": i} for i in range(5)]})
+    # -- batch and pagination
+    paged = "acme/tests/paged"
+    r = await api.post("/v1/tasks/batch", json={"tasks": [{"capability": paged, "input": i} for i in range(5)]})
     assert r.status_code == 201 and r.json()["total"] == 5
-    page1 = (await api.get("/v1/tasks", params={"limit": 3})).json()
+    page1 = (await api.get("/v1/tasks", params={"limit": 3, "capability": paged})).json()
     assert len(page1["items"]) == 3 and page1["next_cursor"]
-    page2 = (await api.get("/v1/tasks", params={"limit": 3, "cursor": page1["next_cursor"]})).json()
+    page2 = (
+        await api.get("/v1/tasks", params={"limit": 3, "cursor": page1["next_cursor"], "capability": paged})
+    ).json()
     assert len(page2["items"]) == 2 and page2["next_cursor"] is None
     ids = [t["id"] for t in page1["items"] + page2["items"]]
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == 5
 
-
-async def test_idempotency_key(api: httpx.AsyncClient) -> None:
+    # -- idempotency key
     body = {"capability": CAP, "input": {"x": 1}, "idempotency_key": "order-42"}
     first = (await api.post("/v1/tasks", json=body)).json()
     second = (await api.post("/v1/tasks", json=body)).json()
     assert first["id"] == second["id"]
     r = await api.post("/v1/tasks", json={**body, "input": {"x": 2}})
     assert r.status_code == 409 and r.json()["error"]["code"] == "idempotency_key_reused"
-    counts = (await api.get("/v1/tasks/counts")).json()
-    assert counts["queued"] == 1
+    counts = (await api.get("/v1/tasks/counts", params={"capability": CAP})).json()
+    assert counts["queued"] == 1 and counts["cancelled"] == 1
+
+    # -- other bad submissions
+    cases: list[dict[str, Any]] = [
+        {"capability": CAP, "timeout_s": 0},
+        {"capability": CAP, "timeout_s": -1},
+        {"capability": CAP, "max_attempts": 0},
+        {"capability": CAP, "unknown_field": 1},
+        {"capability": CAP, "on_behalf_of": ""},
+        {"input": {}},
+    ]
+    for body in cases:
+        r = await api.post("/v1/tasks", json=body)
+        assert r.status_code == 400, (body, r.text)
+    assert (await api.get("/v1/tasks/missing")).status_code == 404
+    assert (await api.post("/v1/tasks/missing/cancel")).status_code == 404
+    assert (await api.get("/v1/tasks", params={"status": "bogus"})).status_code == 400
+
+    # -- capability types that are valid
+    for ctype in ["owner/package", "owner/package/name", "owner/package/name.variant", "a-b_c.d/e"]:
+        r = await api.post("/v1/tasks", json={"capability": ctype, "input": None})
+        assert r.status_code == 201, (ctype, r.text)
 
 
 MALFORMED: list[Any] = ["nonamespace", "a/", "/b", "a//b", "a/b c", "a/b/ü", "", "x" * 199 + "/y", 42, None]
@@ -113,12 +135,6 @@ async def test_malformed_capability_types_are_400(api: httpx.AsyncClient) -> Non
     assert (await api.get("/v1/workers")).json()["total"] == 0
 
 
-async def test_capability_types_that_are_valid(api: httpx.AsyncClient) -> None:
-    for ctype in ["owner/package", "owner/package/name", "owner/package/name.variant", "a-b_c.d/e"]:
-        r = await api.post("/v1/tasks", json={"capability": ctype, "input": None})
-        assert r.status_code == 201, (ctype, r.text)
-
-
 async def test_schema_invalid_input_is_rejected_without_a_task(api: httpx.AsyncClient) -> None:
     schema = {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}
     r = await api.put(f"/v1/capabilities/{CAP}", json={"input_schema": schema, "output_schema": {"type": "object"}})
@@ -138,23 +154,6 @@ async def test_schema_invalid_input_is_rejected_without_a_task(api: httpx.AsyncC
     assert bad_schema.status_code == 400 and bad_schema.json()["error"]["code"] == "invalid_schema"
     listed = (await api.get("/v1/capabilities")).json()["items"]
     assert [c["type"] for c in listed] == [CAP]
-
-
-async def test_other_bad_submissions(api: httpx.AsyncClient) -> None:
-    cases: list[dict[str, Any]] = [
-        {"capability": CAP, "timeout_s": 0},
-        {"capability": CAP, "timeout_s": -1},
-        {"capability": CAP, "max_attempts": 0},
-        {"capability": CAP, "unknown_field": 1},
-        {"capability": CAP, "on_behalf_of": ""},
-        {"input": {}},
-    ]
-    for body in cases:
-        r = await api.post("/v1/tasks", json=body)
-        assert r.status_code == 400, (body, r.text)
-    assert (await api.get("/v1/tasks/missing")).status_code == 404
-    assert (await api.post("/v1/tasks/missing/cancel")).status_code == 404
-    assert (await api.get("/v1/tasks", params={"status": "bogus"})).status_code == 400
 
 
 async def test_on_behalf_of_needs_admin_or_self(api: httpx.AsyncClient) -> None:
@@ -227,6 +226,56 @@ async def test_register_errors(api: httpx.AsyncClient) -> None:
     async with httpx.AsyncClient(transport=api._transport, base_url=str(api.base_url)) as anon:
         assert (await anon.post("/neuron/ack", json={"leaseId": "x"})).status_code == 401
         assert (await anon.get("/neuron/events", params={"neuronId": "x"})).status_code == 401
+
+    # -- token endpoint
+    r = await api.post("/api/v1/auth/token", json={"neuronId": "n-7", "ttlSeconds": 60})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["tokenType"] == "Bearer" and body["expiresIn"] == 60 and body["neuronId"] == "n-7"
+    token = body["token"]
+    async with httpx.AsyncClient(
+        transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {token}"}
+    ) as neuron:
+        cap = {"type": CAP, "scope": "any", "concurrency": 1}
+        r = await neuron.post(
+            "/neuron/register", json={"neuronId": "n-7", "protocolVersion": "1.0.0", "capabilities": [cap]}
+        )
+        assert r.status_code == 200
+        r = await neuron.post(
+            "/neuron/register", json={"neuronId": "n-8", "protocolVersion": "1.0.0", "capabilities": [cap]}
+        )
+        assert r.status_code == 403 and r.json()["error"]["code"] == "worker_mismatch"
+        refreshed = await neuron.post("/api/v1/auth/token")
+        assert refreshed.status_code == 200 and refreshed.json()["neuronId"] == "n-7"
+        # a token is not an API key for the native API
+        assert (await neuron.get("/v1/tasks")).status_code == 401
+    for bad in ["garbage", token[:-4] + "AAAA", "a.b.c"]:
+        async with httpx.AsyncClient(
+            transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {bad}"}
+        ) as client:
+            assert (await client.post("/neuron/heartbeat", json={"neuronId": "n-7", "inFlight": []})).status_code == 401
+    reader = await _key(api, "reader2", ["read"])
+    async with httpx.AsyncClient(
+        transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {reader}"}
+    ) as client:
+        assert (await client.post("/api/v1/auth/token")).status_code == 403
+    async with httpx.AsyncClient(transport=api._transport, base_url=str(api.base_url)) as anon:
+        assert (await anon.post("/api/v1/auth/token")).status_code == 401
+        r = await anon.post("/api/v1/auth/token", json={"apiKey": ADMIN_KEY})
+        assert r.status_code == 200
+        assert (await anon.post("/api/v1/auth/token", content=b"{not json")).status_code == 400
+
+    # -- revoked key invalidates its tokens
+    r = await api.post("/v1/keys", json={"name": "tmp", "scopes": ["worker"], "owner": "tmp"})
+    key, key_id = r.json()["key"], r.json()["id"]
+    async with httpx.AsyncClient(transport=api._transport, base_url=str(api.base_url)) as anon:
+        token = (await anon.post("/api/v1/auth/token", json={"apiKey": key})).json()["token"]
+    await api.delete(f"/v1/keys/{key_id}")
+    async with httpx.AsyncClient(
+        transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {token}"}
+    ) as neuron:
+        r = await neuron.post("/neuron/heartbeat", json={"neuronId": "n", "inFlight": []})
+        assert r.status_code == 401
 
 
 async def test_unknown_leases_and_non_holders(app: FastAPI, api: httpx.AsyncClient) -> None:
@@ -327,55 +376,3 @@ async def test_workers_listing_shows_leases(app: FastAPI, api: httpx.AsyncClient
     assert (await api.get("/v1/workers/nobody")).status_code == 404
     await service(app).broker.close_stream(session)
     assert (await api.get("/v1/workers/lister")).json()["status"] == "disconnected"
-
-
-async def test_token_endpoint(api: httpx.AsyncClient) -> None:
-    r = await api.post("/api/v1/auth/token", json={"neuronId": "n-7", "ttlSeconds": 60})
-    assert r.status_code == 200
-    body = r.json()
-    assert body["tokenType"] == "Bearer" and body["expiresIn"] == 60 and body["neuronId"] == "n-7"
-    token = body["token"]
-    async with httpx.AsyncClient(
-        transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {token}"}
-    ) as neuron:
-        cap = {"type": CAP, "scope": "any", "concurrency": 1}
-        r = await neuron.post(
-            "/neuron/register", json={"neuronId": "n-7", "protocolVersion": "1.0.0", "capabilities": [cap]}
-        )
-        assert r.status_code == 200
-        r = await neuron.post(
-            "/neuron/register", json={"neuronId": "n-8", "protocolVersion": "1.0.0", "capabilities": [cap]}
-        )
-        assert r.status_code == 403 and r.json()["error"]["code"] == "worker_mismatch"
-        refreshed = await neuron.post("/api/v1/auth/token")
-        assert refreshed.status_code == 200 and refreshed.json()["neuronId"] == "n-7"
-        # a token is not an API key for the native API
-        assert (await neuron.get("/v1/tasks")).status_code == 401
-    for bad in ["garbage", token[:-4] + "AAAA", "a.b.c"]:
-        async with httpx.AsyncClient(
-            transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {bad}"}
-        ) as client:
-            assert (await client.post("/neuron/heartbeat", json={"neuronId": "n-7", "inFlight": []})).status_code == 401
-    reader = await _key(api, "reader2", ["read"])
-    async with httpx.AsyncClient(
-        transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {reader}"}
-    ) as client:
-        assert (await client.post("/api/v1/auth/token")).status_code == 403
-    async with httpx.AsyncClient(transport=api._transport, base_url=str(api.base_url)) as anon:
-        assert (await anon.post("/api/v1/auth/token")).status_code == 401
-        r = await anon.post("/api/v1/auth/token", json={"apiKey": ADMIN_KEY})
-        assert r.status_code == 200
-        assert (await anon.post("/api/v1/auth/token", content=b"{not json")).status_code == 400
-
-
-async def test_revoked_key_invalidates_its_tokens(api: httpx.AsyncClient) -> None:
-    r = await api.post("/v1/keys", json={"name": "tmp", "scopes": ["worker"], "owner": "tmp"})
-    key, key_id = r.json()["key"], r.json()["id"]
-    async with httpx.AsyncClient(transport=api._transport, base_url=str(api.base_url)) as anon:
-        token = (await anon.post("/api/v1/auth/token", json={"apiKey": key})).json()["token"]
-    await api.delete(f"/v1/keys/{key_id}")
-    async with httpx.AsyncClient(
-        transport=api._transport, base_url=str(api.base_url), headers={"Authorization": f"Bearer {token}"}
-    ) as neuron:
-        r = await neuron.post("/neuron/heartbeat", json={"neuronId": "n", "inFlight": []})
-        assert r.status_code == 401

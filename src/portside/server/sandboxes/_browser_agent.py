@@ -258,6 +258,7 @@ class Browser:
         self.dialog_policy: tuple[str, str | None] | None = None
         self.last_dialog: dict[str, Any] | None = None
         self.downloads: list[str] = []
+        self.explicit_download = False
         self._req_seq = 0
 
     # -- lifecycle
@@ -349,6 +350,8 @@ class Browser:
                 await dialog.dismiss()
 
     async def _on_download(self, download: Any) -> None:
+        if self.explicit_download:
+            return  # the download command saves it where it was asked to
         name = os.path.basename(download.suggested_filename or "download") or "download"
         path = os.path.join("downloads", name)
         with contextlib.suppress(Exception):
@@ -550,9 +553,13 @@ class Commands:
         _need(a, 2, "download <selector> <path>")
         page = await self.b.page()
         loc = await self.b.locator(a[0])
-        async with page.expect_download(timeout=self.t) as info:
-            await loc.click(timeout=self.t)
-        dl = await info.value
+        self.b.explicit_download = True
+        try:
+            async with page.expect_download(timeout=self.t) as info:
+                await loc.click(timeout=self.t)
+            dl = await info.value
+        finally:
+            self.b.explicit_download = False
         parent = os.path.dirname(a[1])
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -924,6 +931,8 @@ def render(action: str, data: dict[str, Any]) -> str:
         if not data["hasDialog"]:
             return f"{OK} No dialog is currently open"
         return f'JavaScript {data.get("type")} dialog was shown: "{data.get("message", "")}"'
+    if action == "tab_switch":
+        return f"{OK} Switched to tab [{data['tabId']}] ({data.get('url', '')})"
     if "url" in data and "title" in data:
         return f"{OK} {data['title']}\n  {data['url']}"
     if "url" in data:
@@ -954,8 +963,6 @@ def render(action: str, data: dict[str, Any]) -> str:
             marker = "\u2192" if tab["active"] else " "
             lines.append(f"{marker} [{tab['tabId']}] {tab['title']} - {tab['url']}")
         return "\n".join(lines)
-    if action == "tab_switch":
-        return f"{OK} Switched to tab [{data['tabId']}] ({data.get('url', '')})"
     if action == "tab_new":
         return f"{OK} Tab opened [{data['tabId']}] ({data['total']} total)"
     if "messages" in data:
