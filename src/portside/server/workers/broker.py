@@ -366,6 +366,8 @@ class Broker:
         undelivered = session.undelivered_leases()
         if undelivered:
             await self.release(undelivered, reason="stream closed before delivery")
+        if session.worker_id in self.sessions:
+            return  # it already reconnected here: the new stream is the one that counts
         with contextlib.suppress(Exception):
             async with self.store.tx() as s:
                 await s.execute(

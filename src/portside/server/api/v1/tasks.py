@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from portside.server.api.v1.workers import visible_owner, workers_service
+from portside.server.api.v1.workers import requires, visible_owner, workers_service
 from portside.server.auth import Principal
-from portside.server.deps import require
 from portside.server.errors import Forbidden
 from portside.server.workers.service import TaskSpec, WorkersService
 
@@ -66,7 +65,7 @@ def _check_on_behalf_of(principal: Principal, on_behalf_of: str | None) -> None:
 
 @router.post("", status_code=201)
 async def submit_task(
-    body: TaskCreate, principal: Principal = Depends(require("write")), svc: WorkersService = Depends(workers_service)
+    body: TaskCreate, principal: Principal = Depends(requires("write")), svc: WorkersService = Depends(workers_service)
 ) -> JSONResponse:
     """Queue a task; 201 with the task. The same ``idempotency_key`` returns the first task."""
     _check_on_behalf_of(principal, body.on_behalf_of)
@@ -87,7 +86,7 @@ async def submit_task(
 
 @router.post("/batch", status_code=201)
 async def submit_tasks(
-    body: TaskBatch, principal: Principal = Depends(require("write")), svc: WorkersService = Depends(workers_service)
+    body: TaskBatch, principal: Principal = Depends(requires("write")), svc: WorkersService = Depends(workers_service)
 ) -> JSONResponse:
     """Queue up to 1000 tasks at once (all validated before any is stored)."""
     for item in body.tasks:
@@ -103,7 +102,7 @@ async def list_tasks(
     worker_id: str | None = Query(default=None, max_length=200),
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=64),
-    principal: Principal = Depends(require("read")),
+    principal: Principal = Depends(requires("read")),
     svc: WorkersService = Depends(workers_service),
 ) -> dict[str, Any]:
     """Tasks, newest first; page with ``cursor=<next_cursor>``."""
@@ -121,7 +120,7 @@ async def list_tasks(
 @router.get("/counts")
 async def task_counts(
     capability: str | None = Query(default=None, max_length=200),
-    principal: Principal = Depends(require("read")),
+    principal: Principal = Depends(requires("read")),
     svc: WorkersService = Depends(workers_service),
 ) -> dict[str, int]:
     """How many tasks are in each status."""
@@ -130,7 +129,7 @@ async def task_counts(
 
 @router.get("/{task_id}")
 async def get_task(
-    task_id: str, principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+    task_id: str, principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> JSONResponse:
     return JSONResponse((await svc.get_task(task_id, owner=visible_owner(principal))).to_dict())
 
@@ -139,7 +138,7 @@ async def get_task(
 async def wait_task(
     task_id: str,
     timeout: float = Query(default=30.0, ge=0),
-    principal: Principal = Depends(require("read")),
+    principal: Principal = Depends(requires("read")),
     svc: WorkersService = Depends(workers_service),
 ) -> JSONResponse:
     """Long-poll until the task is done (at most ``timeout`` seconds); returns it either way."""
@@ -152,7 +151,7 @@ async def wait_task(
 async def cancel_task(
     task_id: str,
     body: CancelBody | None = None,
-    principal: Principal = Depends(require("write")),
+    principal: Principal = Depends(requires("write")),
     svc: WorkersService = Depends(workers_service),
 ) -> dict[str, Any]:
     """Cancel a task; a running one's worker gets a ``cancel`` event and its lease ends."""
@@ -162,7 +161,7 @@ async def cancel_task(
 
 @router.get("/{task_id}/progress")
 async def task_progress(
-    task_id: str, principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+    task_id: str, principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
     items = [p.to_dict() for p in await svc.task_progress(task_id, owner=visible_owner(principal))]
     return {"items": items, "total": len(items)}
@@ -170,7 +169,7 @@ async def task_progress(
 
 @router.get("/{task_id}/leases")
 async def task_leases(
-    task_id: str, principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+    task_id: str, principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
     items = [lease.to_dict() for lease in await svc.task_leases(task_id, owner=visible_owner(principal))]
     return {"items": items, "total": len(items)}

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from portside.server.auth import Principal
 from portside.server.context import AppContext
-from portside.server.deps import _ANONYMOUS_ADMIN, bearer_token, require
+from portside.server.deps import _ANONYMOUS_ADMIN, bearer_token, current_principal
 from portside.server.errors import InvalidInput, Unauthenticated
 from portside.server.workers.broker import ResultRequest
 from portside.server.workers.config import WorkersConfig
@@ -37,6 +37,18 @@ async def workers_service(request: Request) -> WorkersService:
     """FastAPI dependency: the workers service (async: no thread-pool hop per request)."""
     ctx: AppContext = request.app.state.ctx
     return ctx.service("workers", WorkersService)
+
+
+def requires(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """Like ``deps.require(scope)`` (same authentication code), but without the thread-pool hop that
+    the sync ``get_ctx`` dependency costs on every request: it matters on the task hot path."""
+
+    async def dep(request: Request) -> Principal:
+        principal = await current_principal(request, request.app.state.ctx)
+        principal.require(scope)
+        return principal
+
+    return dep
 
 
 def visible_owner(principal: Principal) -> str | None:
@@ -298,7 +310,7 @@ async def worker_progress(
 
 @router.get("")
 async def list_workers(
-    principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+    principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
     """Registered workers with their status, capabilities and active leases."""
     items = [w.to_dict() for w in await svc.list_workers(owner=visible_owner(principal))]
@@ -307,7 +319,7 @@ async def list_workers(
 
 @router.get("/{worker_id}")
 async def get_worker(
-    worker_id: str, principal: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+    worker_id: str, principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
     return (await svc.get_worker(worker_id, owner=visible_owner(principal))).to_dict()
 
@@ -325,7 +337,7 @@ class CapabilityBody(_Body):
 
 @capabilities_router.get("")
 async def list_capabilities(
-    _: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+    _: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
     items = [c.to_dict() for c in await svc.capabilities.list()]
     return {"items": items, "total": len(items)}
@@ -333,7 +345,7 @@ async def list_capabilities(
 
 @capabilities_router.get("/{ctype:path}")
 async def get_capability(
-    ctype: str, _: Principal = Depends(require("read")), svc: WorkersService = Depends(workers_service)
+    ctype: str, _: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
     return (await svc.capabilities.require(ctype)).to_dict()
 
@@ -342,7 +354,7 @@ async def get_capability(
 async def put_capability(
     ctype: str,
     body: CapabilityBody,
-    principal: Principal = Depends(require("write")),
+    principal: Principal = Depends(requires("write")),
     svc: WorkersService = Depends(workers_service),
 ) -> dict[str, Any]:
     """Define a capability type's input/output JSON Schemas and retry policy."""
