@@ -118,9 +118,7 @@ async def bench_backend(name: str, database_url: str | None, args: argparse.Name
         )
         wall = time.perf_counter() - started
         errors = [r for r in results if isinstance(r, BaseException) or r.get("status") != "completed"]
-        latencies = [
-            (_ts(r["completed_at"]) - _ts(r["created_at"])) * 1000 for r in results if isinstance(r, dict)
-        ]
+        latencies = [(_ts(r["completed_at"]) - _ts(r["created_at"])) * 1000 for r in results if isinstance(r, dict)]
     return {
         "backend": name,
         "nodes_per_flow": args.nodes,
@@ -163,7 +161,8 @@ async def main() -> None:
         print(
             f"{r['backend']:<11} overhead/node p50 {o['p50']:.2f} ms (p95 {o['p95']:.2f}, target p50 <= 5 ms) | "
             f"{c['executions']} concurrent: {c['errors']} errors, {c['wall_s']:.2f} s, "
-            f"{c['throughput_exec_per_s']:.1f} exec/s, latency p50 {c['latency_ms_p50']} ms p95 {c['latency_ms_p95']} ms"
+            f"{c['throughput_exec_per_s']:.1f} exec/s, "
+            f"latency p50 {c['latency_ms_p50']} ms p95 {c['latency_ms_p95']} ms"
         )
 
 

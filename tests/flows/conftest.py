@@ -23,9 +23,9 @@ def agents() -> Iterator[AgentServer]:
         yield server
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One database per test module and backend (app start-up is the slow part of a test)."""
+    """One database per backend for the flow tests (app start-up is the slow part of a test)."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('flows') / 'portside.db'}"
         return
@@ -36,9 +36,9 @@ def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         drop_pg_database(url)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def mapi(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    """An admin client on one app shared by a module's tests (their flow and agent ids must differ)."""
+    """An admin client on one app shared by the flow tests (flow ids must differ between tests)."""
     data_dir: Path = tmp_path_factory.mktemp("data")
     app = create_app(make_settings(data_dir, module_db_url))
     async with app.router.lifespan_context(app):

@@ -12,7 +12,7 @@ from tests.conftest import ADMIN_KEY
 from tests.flows.agents import AgentServer, slow
 from tests.flows.conftest import chain, register_agents, wait_done
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="session")]
 
 
 async def test_agents_crud(mapi: httpx.AsyncClient) -> None:

@@ -11,7 +11,7 @@ import pytest
 from tests.flows.agents import AgentServer, flaky, slow
 from tests.flows.conftest import chain, register_agents, wait_done
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="session")]
 
 
 async def test_three_agent_flow_passes_outputs(mapi: httpx.AsyncClient, agents: AgentServer) -> None:

@@ -85,6 +85,23 @@ async def test_tasks_agents_on_workers_and_python(live_server: LiveServer) -> No
         assert task.status == "cancelled"
         await asyncio.wait_for(cancelled.wait(), 10)  # the worker's handler was interrupted
 
+        await c.flows.create(
+            {"flow_id": "pysleep", "nodes": [{"id": "p", "type": "python", "code": "import time\ntime.sleep(60)"}]}
+        )
+        sleeper = await c.flows.execute("pysleep")
+        for _ in range(200):
+            if (await c.executions.get(sleeper.execution_id)).node("p").external_ref:
+                break
+            await asyncio.sleep(0.05)
+        box = (await c.executions.get(sleeper.execution_id)).node("p").external_ref
+        await asyncio.sleep(0.5)
+        started_cancel = asyncio.get_running_loop().time()
+        await c.executions.cancel(sleeper.execution_id)
+        assert (await c.executions.wait(sleeper.execution_id, timeout=15)).status == "cancelled"
+        assert asyncio.get_running_loop().time() - started_cancel < 10
+        with pytest.raises(portside.NotFoundError):  # the sandbox (and its kernel) is gone
+            await c.sandboxes.get(box or "")
+
         await c.flows.create({"flow_id": "pyfail", "nodes": [{"id": "p", "type": "python", "code": "1/0"}]})
         failed = await c.flows.run("pyfail", timeout=60)
         assert failed.status == "failed" and "ZeroDivisionError" in (failed.error_message or "")

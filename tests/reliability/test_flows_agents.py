@@ -12,7 +12,7 @@ from tests.flows.agents import AgentServer, fail500, slow
 from tests.flows.conftest import agents, chain, mapi, module_db_url, register_agents, wait_done
 
 __all__ = ["agents", "mapi", "module_db_url"]
-pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.asyncio(loop_scope="session")]
 
 
 async def test_agent_500_fails_execution_with_node_error(mapi: httpx.AsyncClient, agents: AgentServer) -> None:

@@ -69,6 +69,26 @@ ACTIVE, ACKED, NACKED, EXPIRED, LEASE_CANCELLED, RELEASED = (
     "released",
 )
 _RECONCILE_EVERY_S = 5.0
+#: What an ack/nack needs to read (not the task's input).
+_RESULT_COLUMNS = [
+    TASKS.c[name]
+    for name in (
+        "id",
+        "capability",
+        "status",
+        "output",
+        "error",
+        "attempt",
+        "max_attempts",
+        "available_at",
+        "lease_id",
+        "worker_id",
+        "lease_expires_at",
+        "cancel_requested",
+        "finished_at",
+    )
+]
+_LEASE_COLUMNS = [LEASES.c[name] for name in ("id", "task_id", "worker_id", "key_id", "state", "outcome")]
 
 
 class _Mutex:
@@ -664,7 +684,7 @@ class Broker:
             m["id"]: dict(m)
             for m in (
                 await s.execute(
-                    select(LEASES).where(LEASES.c.id.in_(lease_ids)).order_by(LEASES.c.id).with_for_update()
+                    select(*_LEASE_COLUMNS).where(LEASES.c.id.in_(lease_ids)).order_by(LEASES.c.id).with_for_update()
                 )
             ).mappings()
         }
@@ -675,7 +695,7 @@ class Broker:
                 m["id"]: dict(m)
                 for m in (
                     await s.execute(
-                        select(TASKS).where(TASKS.c.id.in_(task_ids)).order_by(TASKS.c.id).with_for_update()
+                        select(*_RESULT_COLUMNS).where(TASKS.c.id.in_(task_ids)).order_by(TASKS.c.id).with_for_update()
                     )
                 ).mappings()
             }

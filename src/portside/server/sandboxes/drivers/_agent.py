@@ -14,11 +14,14 @@ out of host ``ps`` listings). It
   Unsolicited events carry ``"event"`` instead of ``"id"``: ``ready`` and ``kernel_exit``.
 
 This file must not import anything from Portside: it is bind-mounted alone into the sandbox.
+
+Start-up is on the critical path of a cold sandbox create, so the agent spawns the kernel before it even
+imports asyncio (about 30 ms), and the kernel starts through :data:`KERNEL_LAUNCHER` rather than
+``-m ipykernel_launcher``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -27,11 +30,39 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
+KERNEL_LAUNCHER = """\
+import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+sys.modules["debugpy"] = None
+try:
+    import ipykernel.debugger
+finally:
+    del sys.modules["debugpy"]
+from ipykernel.kernelapp import IPKernelApp
+IPKernelApp.launch_instance()
+"""
+"""What ``python -m ipykernel_launcher`` does, except that ipykernel's debugger is left off: importing debugpy
+and pydevd is about a third of the kernel's start-up (~130 ms) and Portside never speaks the Jupyter debug
+protocol (no control channel is exposed). ``debugpy`` is blocked only while ``ipykernel.debugger`` loads, so
+user code can still import it. ``sys.argv[0]`` becomes ``-c`` instead of the launcher's path."""
+
+KERNEL_OPTIONS = (
+    "--HistoryManager.enabled=False",
+    "--IPKernelApp.quiet=True",
+    # ipykernel sleeps 0.5 ms after each execution before replying, a workaround for clients that stop reading
+    # iopub at the reply. The host reads iopub until the kernel reports "idle", which comes after all output.
+    "--Kernel._execute_sleep=0",
+)
 
 _CONFIG: dict[str, Any] = {}
 _OUT_FD = -1
-_KERNEL: asyncio.subprocess.Process | None = None
+_KERNEL: subprocess.Popen[bytes] | None = None
 _KERNEL_WANTED = True
 _EXECS: dict[int, int] = {}
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -67,52 +98,73 @@ def _open_log(path: str | None) -> Any:
     return open(path or os.devnull, "ab")
 
 
-async def _start_kernel() -> int:
+def _spawn_kernel() -> subprocess.Popen[bytes]:
+    """Start the kernel (synchronous, so that it can run before the event loop exists)."""
     global _KERNEL
-    conn = _CONFIG["connection_file"]
     prefix = _CONFIG.get("ipc_prefix")
     if prefix:
         for i in range(1, 6):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{prefix}-{i}")
-    log = _open_log(_CONFIG.get("kernel_log"))
-    try:
-        _KERNEL = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-s",
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            conn,
-            "--HistoryManager.enabled=False",
-            "--IPKernelApp.quiet=True",
-            stdin=asyncio.subprocess.DEVNULL,
+    with _open_log(_CONFIG.get("kernel_log")) as log:
+        _KERNEL = subprocess.Popen(
+            [sys.executable, "-s", "-c", KERNEL_LAUNCHER, "-f", _CONFIG["connection_file"], *KERNEL_OPTIONS],
+            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             cwd=_CONFIG["workspace"],
             env=_child_env(None),
         )
-    finally:
-        log.close()
-    proc = _KERNEL
-    asyncio.get_running_loop().create_task(_watch_kernel(proc))
+    return _KERNEL
+
+
+def _watch_kernel(proc: subprocess.Popen[bytes]) -> None:
+    """Report the kernel's exit (seen on a pidfd) unless it was asked to stop."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(proc.pid)
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        code = proc.wait()
+        if proc is _KERNEL and _KERNEL_WANTED:
+            _send({"event": "kernel_exit", "code": code, "pid": proc.pid})
+
+    loop.add_reader(pidfd, on_exit)
+
+
+async def _start_kernel() -> int:
+    proc = _spawn_kernel()
+    _watch_kernel(proc)
     return proc.pid
 
 
-async def _watch_kernel(proc: asyncio.subprocess.Process) -> None:
-    code = await proc.wait()
-    if proc is _KERNEL and _KERNEL_WANTED:
-        _send({"event": "kernel_exit", "code": code, "pid": proc.pid})
-
-
 async def _stop_kernel() -> None:
+    import asyncio
+
     proc = _KERNEL
-    if proc is None or proc.returncode is not None:
+    if proc is None or proc.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(proc.wait(), 5)
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+    pidfd = os.pidfd_open(proc.pid)
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, on_exit)
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(exited, 5)
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    proc.poll()
 
 
 def _limit_cpu() -> None:  # runs in the forked child before exec
@@ -149,6 +201,8 @@ class _Capture:
             self.size += len(chunk)
 
     def close(self) -> None:
+        import asyncio
+
         if self.open:
             self.open = False
             asyncio.get_running_loop().remove_reader(self.fd)
@@ -183,6 +237,8 @@ def _spawn(req: dict[str, Any]) -> subprocess.Popen[bytes]:
 async def _op_exec(req: dict[str, Any]) -> dict[str, Any]:
     """Run one command in its own session; its exit (not pipe EOF) ends the call, so background jobs
     that keep stdout open do not block it. Timeouts SIGKILL the whole process group."""
+    import asyncio
+
     started = time.monotonic()
     loop = asyncio.get_running_loop()
     timeout = float(req.get("timeout") or 30.0)
@@ -275,7 +331,7 @@ async def _handle(req: dict[str, Any]) -> None:
         elif op == "ping":
             reply = {"ok": True, "kernel_pid": _KERNEL.pid if _KERNEL else None}
         elif op == "signal_kernel":
-            if _KERNEL is not None and _KERNEL.returncode is None:
+            if _KERNEL is not None and _KERNEL.poll() is None:
                 _KERNEL.send_signal(int(req.get("sig", signal.SIGINT)))
             reply = {"ok": True}
         elif op == "restart_kernel":
@@ -298,7 +354,8 @@ async def _handle(req: dict[str, Any]) -> None:
     _send(reply)
 
 
-async def _main() -> None:
+def _prepare() -> int:
+    """Set up fds, limits and cwd, and start the kernel; returns the protocol input fd."""
     global _OUT_FD
     # Keep the protocol pipes private: children get /dev/null as fds 0/1.
     in_fd = os.dup(0)
@@ -310,11 +367,19 @@ async def _main() -> None:
     _apply_rlimits(_CONFIG.get("rlimits") or {})
     with contextlib.suppress(OSError):
         os.chdir(_CONFIG["workspace"])
+    _spawn_kernel()
+    return in_fd
+
+
+async def _main(in_fd: int) -> None:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=256 * 1024 * 1024)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", 0))
-    pid = await _start_kernel()
-    _send({"event": "ready", "kernel_pid": pid, "agent_pid": os.getpid()})
+    assert _KERNEL is not None
+    _watch_kernel(_KERNEL)
+    _send({"event": "ready", "kernel_pid": _KERNEL.pid, "agent_pid": os.getpid()})
     tasks: set[asyncio.Task[None]] = set()
     while True:
         line = await reader.readline()
@@ -338,4 +403,7 @@ async def _main() -> None:
 if __name__ == "__main__":
     with open(sys.argv[1], "rb") as fh:
         _CONFIG.update(json.load(fh))
-    asyncio.run(_main())
+    _input_fd = _prepare()  # the kernel imports while asyncio loads
+    import asyncio
+
+    asyncio.run(_main(_input_fd))

@@ -15,12 +15,15 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import time
 from pathlib import Path
 from queue import Empty
 from typing import Any
 
+from jupyter_client.adapter import adapt
 from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.session import Session
 
 from portside.server.errors import InvalidInput, Unavailable
 
@@ -36,6 +39,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INTERRUPT_GRACE_S = 3.0
 MAX_OUTPUT = 1 << 20
+KERNEL_KEY = ""
+"""The kernel's message-signing key: none. Signing (HMAC on every message, both sides) only authenticates peers
+that could otherwise reach the ipc sockets, and nobody but the owner can here: the sockets live in a private
+runtime dir (0700, in a root that :func:`new_runtime_dir` checks is owned by us and closed to others), and the
+only other party that sees them is the sandbox itself, which can read the connection file, key included, and
+already runs arbitrary code in that kernel. So a key would cost CPU on every message and protect nothing."""
 
 
 def strip_ansi(text: str) -> str:
@@ -44,8 +53,18 @@ def strip_ansi(text: str) -> str:
 
 
 def new_runtime_dir(root: Path) -> Path:
-    """A fresh private directory for one sandbox's connection file and ipc sockets (short path: AF_UNIX)."""
+    """A fresh private directory for one sandbox's connection file and ipc sockets (short path: AF_UNIX).
+
+    ``root`` must be a real directory owned by this user and closed to others: the kernels' ipc sockets are
+    unauthenticated (see :data:`KERNEL_KEY`), so a root someone else controls is refused.
+    """
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise Unavailable(
+            f"sandbox runtime dir {root} must be a directory owned by uid {os.geteuid()} with mode 0700",
+            code="sandbox_start_failed",
+        )
     path = root / secrets.token_hex(5)
     path.mkdir(mode=0o700)
     (path / "owner").write_text(str(os.getpid()))
@@ -101,6 +120,31 @@ def connection_info(ipc_prefix: str, key: str) -> dict[str, Any]:
     return {"transport": "ipc", "ip": ipc_prefix, "key": key, "signature_scheme": "hmac-sha256", **IPC_PORTS}
 
 
+class LeanSession(Session):
+    """A Session that leaves header dates as strings.
+
+    jupyter_client parses every ISO date of every header with dateutil (~60 us a message, five messages an
+    execution); nothing here reads them. Everything else (signature checks when a key is set, unpacking,
+    protocol adaptation) is the stock behaviour.
+    """
+
+    def deserialize(self, msg_list: list[bytes] | list[Any], content: bool = True, copy: bool = True) -> dict[str, Any]:
+        if self.auth is not None or not copy or len(msg_list) < 5:
+            return super().deserialize(msg_list, content=content, copy=copy)
+        header = self.unpack(msg_list[1])
+        return adapt(
+            {
+                "header": header,
+                "msg_id": header["msg_id"],
+                "msg_type": header["msg_type"],
+                "parent_header": self.unpack(msg_list[2]),
+                "metadata": self.unpack(msg_list[3]),
+                "content": self.unpack(msg_list[4]) if content else msg_list[4],
+                "buffers": [memoryview(b) for b in msg_list[5:]],
+            }
+        )
+
+
 def check_env(env: dict[str, str] | None) -> dict[str, str]:
     """Validate caller-supplied environment variables."""
     out: dict[str, str] = {}
@@ -148,7 +192,6 @@ class AgentSandbox(SandboxHandle):
         self._py_lock = asyncio.Lock()
         self._stopped = False
         self._started_at = time.monotonic()
-        self._fresh_kernel = True
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def launch(self, timeout: float = 30.0) -> None:
@@ -206,7 +249,7 @@ class AgentSandbox(SandboxHandle):
             if self._kernel_dead.is_set() or not self.alive:
                 raise Unavailable("kernel exited during start", code="sandbox_start_failed")
             await asyncio.sleep(0.005)
-        kc = AsyncKernelClient()
+        kc = AsyncKernelClient(session=LeanSession())
         kc.load_connection_info(connection_info(self._host_ipc_prefix, self._key))  # type: ignore[arg-type]
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         self._kc = kc
@@ -232,8 +275,20 @@ class AgentSandbox(SandboxHandle):
                 continue
             break
         with contextlib.suppress(Empty):
-            while True:
-                await kc.get_iopub_msg(timeout=0.01)
+            while True:  # drop what already arrived; later strays are filtered by parent msg_id anyway
+                await kc.get_iopub_msg(timeout=0)
+        self._send_identity()
+
+    def _send_identity(self) -> None:
+        """Queue a silent cell that puts the sandbox identity into the kernel's environment.
+
+        Not awaited: the kernel runs requests in order, so it takes effect before any later execution, and
+        its replies are skipped by msg_id. Being a fresh kernel's first cell, it also takes the first-cell
+        cost (15-35 ms) off the caller's first execution.
+        """
+        if self._kc is not None:
+            code = f"import os as _o; _o.environ.update({self._identity_env()!r}); del _o"
+            self._kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
 
     async def _read_loop(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -345,7 +400,6 @@ class AgentSandbox(SandboxHandle):
         # The agent removes the old ipc sockets before it starts the new kernel.
         await self._call("restart_kernel", rpc_timeout=15)
         await asyncio.wait_for(self._connect_kernel(), 30)
-        self._fresh_kernel = True
 
     async def exec_python(self, code: str, timeout: float = 30.0) -> PythonResult:
         async with self._py_lock:
@@ -354,20 +408,16 @@ class AgentSandbox(SandboxHandle):
             try:
                 if self._kernel_dead.is_set() or self._kc is None:
                     await self._restart_kernel()
-                if self._fresh_kernel:
-                    self._fresh_kernel = False
-                    code_env = f"import os as _o; _o.environ.update({self._identity_env()!r}); del _o"
-                    await self._exec_python(code_env, 10.0, silent=True)
                 return await self._exec_python(code, timeout)
             finally:
                 if self._stopped:
                     self._close_kernel_client()
 
-    async def _exec_python(self, code: str, timeout: float, silent: bool = False) -> PythonResult:
+    async def _exec_python(self, code: str, timeout: float) -> PythonResult:
         kc = self._kc
         assert kc is not None
         started = time.monotonic()
-        msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True)
+        msg_id = kc.execute(code, allow_stdin=False, stop_on_error=True)
         stdout: list[str] = []
         stderr: list[str] = []
         displays: list[dict[str, Any]] = []
@@ -530,11 +580,8 @@ class AgentSandbox(SandboxHandle):
         await super().adopt(sandbox_id, real_path(workspace))
         if self._inside_workspace == str(old):  # unisolated: the inside path is the host path
             self._inside_workspace = str(self.spec.workspace)
-        code = f"import os as _o; _o.environ.update({self._identity_env()!r}); del _o"
-        async with self._py_lock:
-            if self._kc is not None and not self._kernel_dead.is_set():
-                await self._exec_python(code, 10.0, silent=True)
-                self._fresh_kernel = False
+        # No lock, no wait: queued ahead of any execution; a kernel (re)connecting later sends it itself.
+        self._send_identity()
 
     # -- control -------------------------------------------------------------------------------------
     async def interrupt(self) -> None:
