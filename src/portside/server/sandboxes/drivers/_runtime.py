@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -39,12 +40,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INTERRUPT_GRACE_S = 3.0
 MAX_OUTPUT = 1 << 20
-KERNEL_KEY = ""
-"""The kernel's message-signing key: none. Signing (HMAC on every message, both sides) only authenticates peers
-that could otherwise reach the ipc sockets, and nobody but the owner can here: the sockets live in a private
-runtime dir (0700, in a root that :func:`new_runtime_dir` checks is owned by us and closed to others), and the
-only other party that sees them is the sandbox itself, which can read the connection file, key included, and
-already runs arbitrary code in that kernel. So a key would cost CPU on every message and protect nothing."""
 
 
 def strip_ansi(text: str) -> str:
@@ -55,8 +50,8 @@ def strip_ansi(text: str) -> str:
 def new_runtime_dir(root: Path) -> Path:
     """A fresh private directory for one sandbox's connection file and ipc sockets (short path: AF_UNIX).
 
-    ``root`` must be a real directory owned by this user and closed to others: the kernels' ipc sockets are
-    unauthenticated (see :data:`KERNEL_KEY`), so a root someone else controls is refused.
+    ``root`` must be a real directory owned by this user and closed to others (e.g. not a ``/tmp`` path that
+    another user created first), or someone else could swap the sandbox's ipc sockets.
     """
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     st = os.lstat(root)
@@ -124,13 +119,23 @@ class LeanSession(Session):
     """A Session that leaves header dates as strings.
 
     jupyter_client parses every ISO date of every header with dateutil (~60 us a message, five messages an
-    execution); nothing here reads them. Everything else (signature checks when a key is set, unpacking,
-    protocol adaptation) is the stock behaviour.
+    execution); nothing here reads them. Everything else (the HMAC signature and replay checks, unpacking,
+    protocol adaptation) is the stock behaviour of ``Session.deserialize``.
     """
 
     def deserialize(self, msg_list: list[bytes] | list[Any], content: bool = True, copy: bool = True) -> dict[str, Any]:
-        if self.auth is not None or not copy or len(msg_list) < 5:
+        if not copy or len(msg_list) < 5:
             return super().deserialize(msg_list, content=content, copy=copy)
+        if self.auth is not None:
+            signature = msg_list[0]
+            if not signature:
+                raise ValueError("Unsigned Message")
+            if signature in self.digest_history:
+                raise ValueError(f"Duplicate Signature: {signature!r}")
+            if content:
+                self._add_digest(signature)
+            if not hmac.compare_digest(signature, self.sign(msg_list[1:5])):
+                raise ValueError(f"Invalid Signature: {signature!r}")
         header = self.unpack(msg_list[1])
         return adapt(
             {

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -38,7 +39,6 @@ from portside.server.errors import Unavailable
 
 from ._runtime import (
     AGENT_SOURCE,
-    KERNEL_KEY,
     AgentSandbox,
     check_env,
     connection_info,
@@ -237,7 +237,7 @@ class BwrapDriver(SandboxDriver):
             raise Unavailable(f"workspace {spec.workspace} does not exist", code="sandbox_start_failed")
         spec = spec.model_copy(update={"workspace": real_path(spec.workspace)})
         runtime = await asyncio.to_thread(new_runtime_dir, self.config.runtime_root)
-        key = KERNEL_KEY
+        key = secrets.token_hex(16)
         (runtime / "kernel.json").write_text(json.dumps(connection_info(f"{RUNTIME_MOUNT}/k", key)))
         self._write_etc(runtime)
         argv = self.build_argv(spec, runtime, key)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from portside.server.errors import Unavailable
 
 from ._runtime import (
     AGENT_SOURCE,
-    KERNEL_KEY,
     AgentSandbox,
     check_env,
     connection_info,
@@ -63,7 +63,7 @@ class ProcessDriver(SandboxDriver):
         workspace = real_path(spec.workspace)
         spec = spec.model_copy(update={"workspace": workspace})
         runtime = await asyncio.to_thread(new_runtime_dir, self.runtime_root)
-        key = KERNEL_KEY
+        key = secrets.token_hex(16)
         prefix = str(runtime / "k")
         (runtime / "kernel.json").write_text(json.dumps(connection_info(prefix, key)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTSIDE_")}
