@@ -48,9 +48,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process, from /proc (Linux); 0 elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @contextlib.asynccontextmanager
-async def server(database_url: str | None) -> AsyncIterator[str]:
-    """A `portside serve` subprocess; yields its URL."""
+async def server(database_url: str | None) -> AsyncIterator[tuple[str, int]]:
+    """A `portside serve` subprocess; yields its URL and pid."""
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="portside-bench-")
     env = {
@@ -84,7 +94,7 @@ async def server(database_url: str | None) -> AsyncIterator[str]:
                 if proc.returncode is not None:
                     raise RuntimeError("server exited during start-up")
                 await asyncio.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         try:
@@ -215,7 +225,7 @@ def pct(values: list[float], q: float) -> float:
 async def run_case(db: str, sdk: str, args: argparse.Namespace) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as stack:
         url_db = await stack.enter_async_context(pg_database()) if db == "postgres" else None
-        url = await stack.enter_async_context(server(url_db))
+        url, pid = await stack.enter_async_context(server(url_db))
         probe = Probe()
         starter: Callable[..., Any] = start_portside_workers if sdk == "portside" else start_neurons
         workers = await starter(url, args.workers, args.concurrency, probe)
@@ -223,7 +233,10 @@ async def run_case(db: str, sdk: str, args: argparse.Namespace) -> dict[str, Any
             async with portside.AsyncClient(url, ADMIN_KEY) as client:
                 lat = await measure_latency(client, probe, args.latency_samples, 30)
                 await measure_throughput(client, min(1000, args.tasks))  # warm-up
+                server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
                 tput = await measure_throughput(client, args.tasks)
+                server_cpu = (cpu_seconds(pid) - server_cpu) * 1000 / args.tasks
+                client_cpu = (time.process_time() - client_cpu) * 1000 / args.tasks
         finally:
             for w in workers:
                 await w.stop(drain=True, timeout=10)
@@ -234,6 +247,8 @@ async def run_case(db: str, sdk: str, args: argparse.Namespace) -> dict[str, Any
         "p95_ms": pct(lat, 0.95),
         "p99_ms": pct(lat, 0.99),
         "tasks_per_s": tput,
+        "server_cpu_ms": server_cpu,
+        "client_cpu_ms": client_cpu,
     }
 
 
@@ -249,16 +264,21 @@ async def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     sdks = ["portside", "neuron"] if args.sdk == "both" else [args.sdk]
-    print(f"{'db':9} {'worker sdk':10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'tasks/s':>8}")
+    print(
+        f"{'db':9} {'worker sdk':10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'tasks/s':>8}"
+        f" {'server cpu/task':>16} {'client cpu/task':>16}"
+    )
     for db in dbs:
         for sdk in sdks:
             r = await run_case(db, sdk, args)
             print(
                 f"{r['db']:9} {r['sdk']:10} {r['p50_ms']:7.2f} {r['p95_ms']:7.2f} {r['p99_ms']:7.2f} "
-                f"{r['tasks_per_s']:8.0f}",
+                f"{r['tasks_per_s']:8.0f} {r['server_cpu_ms']:13.3f} ms {r['client_cpu_ms']:13.3f} ms",
                 flush=True,
             )
     print("targets (SQLite): p50 <= 10 ms, >= 1000 tasks/s with 4 workers")
+    with contextlib.suppress(OSError):
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

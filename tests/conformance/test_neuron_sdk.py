@@ -333,4 +333,8 @@ async def test_stop_drains_in_flight_handlers(gateway: LiveServer, client: ports
     await n.stop(drain=True, timeout=10)  # returns after the handler finished and acked
     done = await client.tasks.wait(task.id, timeout=5)
     assert done.status == "succeeded" and done.output == {"done": True}
-    assert (await client.workers.get("conf-drain")).status == "disconnected"
+    await until(lambda: _worker_status(client, "conf-drain", "disconnected"))
+
+
+async def _worker_status(client: portside.AsyncClient, worker_id: str, status: str) -> bool:
+    return (await client.workers.get(worker_id)).status == status

@@ -106,6 +106,9 @@ async def test_killed_worker_tasks_are_redelivered(server: LiveServer, tmp_path:
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert runs == {i: 1 for i in ids}
 
 
@@ -129,6 +132,8 @@ async def test_frozen_worker_cannot_complete_twice(server: LiveServer, tmp_path:
     finally:
         proc.kill()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 async def _registered(client: portside.AsyncClient, worker_id: str) -> bool:

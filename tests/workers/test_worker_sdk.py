@@ -257,3 +257,30 @@ def test_cli(server: LiveServer) -> None:
     assert r.exit_code == 1
     r = runner.invoke(app, ["worker", "ls"], env=env)
     assert r.exit_code == 0, r.output
+
+
+async def test_raw_stream_pings_and_frames(server: LiveServer) -> None:
+    svc = server.app.state.ctx.services["workers"]
+    svc.config.sse_ping_s = 0.1
+    try:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as http:
+            async with http.stream("GET", "/neuron/events", params={"neuronId": "raw-1"}) as stream:
+                assert stream.status_code == 200
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                lines = stream.aiter_lines()
+                seen: list[str] = []
+                while seen.count(": ping") < 2:
+                    seen.append(await asyncio.wait_for(anext(lines), 5))
+                cap = {"type": "raw/job", "scope": "any", "concurrency": 1}
+                r = await http.post(
+                    "/neuron/register", json={"neuronId": "raw-1", "protocolVersion": "1.0.0", "capabilities": [cap]}
+                )
+                assert r.status_code == 200
+                while not seen[-1].startswith("data:"):
+                    seen.append(await asyncio.wait_for(anext(lines), 5))
+                frame = json.loads(seen[-1][5:])
+                assert frame["type"] == "registered" and frame["capabilities"] == [cap]
+                assert "event: registered" in seen
+    finally:
+        svc.config.sse_ping_s = 15.0

@@ -100,7 +100,9 @@ def serve(
     app_ = create_app(settings, configure_logs=True)
 
     url = f"http://{settings.host}:{settings.port}"
-    config = uvicorn.Config(app_, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app_, host=settings.host, port=settings.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10
+    )
     server = uvicorn.Server(config)
     original_startup = server.startup
 

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,6 @@ log = logging.getLogger("portside.knowledge")
 
 _PAGE = 4096
 _REBUILD_LOCK = 0x4B4E4F57  # "KNOW": pg advisory lock held while rebuilding a shared index
-
-
-def vector_from_bytes(blob: bytes, dim: int) -> NDArray[np.float32]:
-    vec = np.frombuffer(blob, dtype="<f4")
-    if vec.shape[0] != dim:
-        raise ValueError(f"stored vector has {vec.shape[0]} values, expected {dim}")
-    return vec.astype(np.float32, copy=False)
 
 
 def vector_to_bytes(vec: NDArray[np.float32]) -> bytes:
@@ -58,6 +52,10 @@ class IndexMirror:
         self._version = -1  # store version reflected by a local index; -1: not built
         self._epoch: str | None = None
         self.ready = asyncio.Event()
+        # Owner census of a local index: a search by the only owner needs no owner filter (a filter that
+        # keeps every row costs a copy of the matrix in numpy-exact).
+        self._owner_of: dict[str, str] = {}
+        self._owners: Counter[str] = Counter()
 
     @property
     def version(self) -> int:
@@ -66,12 +64,11 @@ class IndexMirror:
     # -- reading the store ------------------------------------------------------------------------------
 
     async def _state(self) -> tuple[int, str]:
-        async with self.db.session() as s:
-            row = (
-                await s.execute(
-                    select(KnowledgeStateRow.version, KnowledgeStateRow.epoch).where(KnowledgeStateRow.id == 1)
-                )
-            ).one()
+        """``(version, epoch)`` of the store: one primary-key read, outside any transaction."""
+        query = select(KnowledgeStateRow.version, KnowledgeStateRow.epoch).where(KnowledgeStateRow.id == 1)
+        async with self.db.engine.connect() as raw:
+            conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+            row = (await conn.execute(query)).one()
         return int(row[0]), str(row[1])
 
     async def _stored_count(self) -> int:
@@ -83,26 +80,32 @@ class IndexMirror:
 
     async def _load_chunks(self, after_version: int | None) -> None:
         """Add every stored chunk (or those written after ``after_version``) to the index, page by page."""
+        c = KnowledgeChunkRow
+        columns = (c.id, c.embedding, c.filters)
+        if after_version is not None:  # ids through the version index, then rows by primary key
+            async with self.db.session() as s:
+                ids = (
+                    await s.scalars(select(c.id).where(c.version > after_version, c.model_id == self.model_id))
+                ).all()
+            for start in range(0, len(ids), _PAGE):
+                async with self.db.session() as s:
+                    rows = (await s.execute(select(*columns).where(c.id.in_(ids[start : start + _PAGE])))).all()
+                await self._add_rows(rows)
+            return
         last = 0
         while True:
-            q = (
-                select(KnowledgeChunkRow.id, KnowledgeChunkRow.embedding, KnowledgeChunkRow.filters)
-                .where(KnowledgeChunkRow.id > last, KnowledgeChunkRow.model_id == self.model_id)
-                .order_by(KnowledgeChunkRow.id)
-                .limit(_PAGE)
-            )
-            if after_version is not None:
-                q = q.where(KnowledgeChunkRow.version > after_version)
+            q = select(*columns).where(c.id > last, c.model_id == self.model_id).order_by(c.id).limit(_PAGE)
             async with self.db.session() as s:
                 rows = (await s.execute(q)).all()
-            if not rows:
-                return
-            dim = self.index.dim
-            mat = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
-            await self.index.add([str(r[0]) for r in rows], mat, [r[2] or {} for r in rows])
-            last = int(rows[-1][0])
+            await self._add_rows(rows)
             if len(rows) < _PAGE:
                 return
+            last = int(rows[-1][0])
+
+    async def _add_rows(self, rows: Sequence[Any]) -> None:
+        if rows:
+            mat = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), self.index.dim)
+            await self._add([str(r[0]) for r in rows], mat, [r[2] or {} for r in rows])
 
     async def _replay_tombstones(self, after_version: int) -> None:
         async with self.db.session() as s:
@@ -112,7 +115,37 @@ class IndexMirror:
                 )
             ).all()
         for start in range(0, len(ids), _PAGE):
-            await self.index.remove([str(i) for i in ids[start : start + _PAGE]])
+            await self._remove([str(i) for i in ids[start : start + _PAGE]])
+
+    # -- index writes (keeping the owner census) --------------------------------------------------------
+
+    async def _add(self, ids: Sequence[str], vectors: NDArray[np.float32], metadata: Sequence[dict[str, Any]]) -> None:
+        await self.index.add(ids, vectors, metadata)
+        if self.shared:
+            return
+        for item_id, meta in zip(ids, metadata, strict=True):
+            owner = str(meta.get("owner"))
+            previous = self._owner_of.get(item_id)
+            if previous is not None:
+                self._owners[previous] -= 1
+            self._owner_of[item_id] = owner
+            self._owners[owner] += 1
+        self._owners = +self._owners  # drop zero counts
+
+    async def _remove(self, ids: Sequence[str]) -> None:
+        await self.index.remove(ids)
+        if self.shared:
+            return
+        for item_id in ids:
+            owner = self._owner_of.pop(item_id, None)
+            if owner is not None:
+                self._owners[owner] -= 1
+        self._owners = +self._owners
+
+    async def _clear(self) -> None:
+        await self.index.clear()
+        self._owner_of.clear()
+        self._owners.clear()
 
     # -- marker (sqlite-vec) ----------------------------------------------------------------------------
 
@@ -162,14 +195,14 @@ class IndexMirror:
             try:
                 if await self.index.count() != await self._stored_count():
                     log.info("rebuilding the shared %s index from stored vectors", self.index.name)
-                    await self.index.clear()
+                    await self._clear()
                     await self._load_chunks(None)
             finally:
                 await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _REBUILD_LOCK})
                 await conn.commit()
 
     async def _rebuild(self, version: int, epoch: str) -> None:
-        await self.index.clear()
+        await self._clear()
         await self._load_chunks(None)
         self._version, self._epoch = version, epoch
         self._write_marker()
@@ -185,11 +218,11 @@ class IndexMirror:
         self._write_marker()
 
     async def refresh(self) -> None:
-        """Make a local index reflect the latest committed version (cheap when nothing changed)."""
-        if self.shared:
-            return
+        """Make a local index reflect the latest committed version (one row read when nothing changed)."""
         if not self.ready.is_set():
             await self.ready.wait()
+        if self.shared:
+            return
         version, epoch = await self._state()
         if version == self._version and epoch == self._epoch:
             return
@@ -209,24 +242,27 @@ class IndexMirror:
         """Apply a write this process just committed as ``version``."""
         if self.shared:
             if removed:
-                await self.index.remove([str(i) for i in removed])
+                await self._remove([str(i) for i in removed])
             if added_ids:
-                await self.index.add([str(i) for i in added_ids], vectors, metadata)
+                await self._add([str(i) for i in added_ids], vectors, metadata)
             return
         if not self.ready.is_set():
             return  # the start-up build reads it from the store
         async with self._lock:
             if self._version == version - 1:  # nobody else wrote in between: apply it directly
                 if removed:
-                    await self.index.remove([str(i) for i in removed])
+                    await self._remove([str(i) for i in removed])
                 if added_ids:
-                    await self.index.add([str(i) for i in added_ids], vectors, metadata)
+                    await self._add([str(i) for i in added_ids], vectors, metadata)
                 self._version = version
                 self._write_marker()
         if self._version < version:
             await self.refresh()
 
     async def search(self, vector: NDArray[np.float32], top_k: int, filter: dict[str, Any]) -> list[SearchHit]:
+        """Nearest entries matching ``filter`` (an ``owner`` equality is dropped when it is the only owner)."""
+        if not self.shared and "owner" in filter and set(self._owners) == {filter["owner"]}:
+            filter = {k: v for k, v in filter.items() if k != "owner"}
         return await self.index.search(vector, top_k=top_k, filter=filter)
 
     async def close(self) -> None:

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from portside.server.clock import as_utc, utcnow
 from portside.server.errors import Conflict, DomainError, InvalidInput, NotFound, PayloadTooLarge
@@ -111,6 +111,36 @@ def _item(row: KnowledgeItemRow, *, content: bool, replaced: bool = False) -> It
         updated_at=row.updated_at,
         content=row.content if content else None,
         replaced=replaced,
+    )
+
+
+_ITEM_COLUMNS = (
+    KnowledgeItemRow.id.label("item_id"),
+    KnowledgeItemRow.owner.label("item_owner"),
+    KnowledgeItemRow.agent_id.label("item_agent_id"),
+    KnowledgeItemRow.source.label("item_source"),
+    KnowledgeItemRow.source_type.label("item_source_type"),
+    KnowledgeItemRow.meta.label("item_metadata"),
+    KnowledgeItemRow.source_timestamp.label("item_source_timestamp"),
+    KnowledgeItemRow.chunk_count.label("item_chunk_count"),
+    KnowledgeItemRow.created_at.label("item_created_at"),
+    KnowledgeItemRow.updated_at.label("item_updated_at"),
+)
+
+
+def _summary(row: Row[Any]) -> Item:
+    """An item without content from a row with :data:`_ITEM_COLUMNS`."""
+    return Item(
+        id=row.item_id,
+        owner=row.item_owner,
+        agent_id=row.item_agent_id,
+        source=row.item_source,
+        source_type=row.item_source_type,
+        metadata=dict(row.item_metadata or {}),
+        timestamp=as_utc(row.item_source_timestamp or row.item_created_at),
+        chunk_count=row.item_chunk_count,
+        created_at=row.item_created_at,
+        updated_at=row.item_updated_at,
     )
 
 
@@ -541,55 +571,48 @@ class KnowledgeService:
             raise
         vector = await embedding
         self.status["version"] = mirror.version
+        # No transaction: on PostgreSQL the passages cost two round trips (pool ping, query).
+        async with self.db.engine.connect() as raw:
+            conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+            fetch = top_k * 3 if per_item else top_k
+            while True:
+                scores: dict[int, float] = {}
+                more = False  # could a deeper search find more passages above the floor?
+                for f in filters:
+                    hits = await mirror.search(vector, fetch, f)
+                    more = more or (len(hits) >= fetch and hits[-1][1] >= floor)
+                    for hit_id, score in hits:
+                        if score >= floor:
+                            cid = int(hit_id)
+                            scores[cid] = max(score, scores.get(cid, -2.0))
+                passages = await self._passages(conn, owner, scores)
+                if per_item:
+                    best: dict[str, Passage] = {}
+                    for p in passages:
+                        best.setdefault(p.item.id, p)
+                    passages = list(best.values())
+                if len(passages) >= top_k or not more or fetch >= _MAX_FETCH:
+                    return passages[:top_k]
+                fetch = min(_MAX_FETCH, fetch * 4)
 
-        fetch = top_k * 3 if per_item else top_k
-        while True:
-            scores: dict[int, float] = {}
-            more = False  # could a deeper search find more passages above the floor?
-            for f in filters:
-                hits = await mirror.search(vector, fetch, f)
-                more = more or (len(hits) >= fetch and hits[-1][1] >= floor)
-                for hit_id, score in hits:
-                    if score >= floor:
-                        cid = int(hit_id)
-                        scores[cid] = max(score, scores.get(cid, -2.0))
-            passages = await self._passages(owner, scores)
-            if per_item:
-                best: dict[str, Passage] = {}
-                for p in passages:
-                    best.setdefault(p.item.id, p)
-                passages = list(best.values())
-            if len(passages) >= top_k or not more or fetch >= _MAX_FETCH:
-                return passages[:top_k]
-            fetch = min(_MAX_FETCH, fetch * 4)
-
-    async def _passages(self, owner: str, scores: Mapping[int, float]) -> list[Passage]:
+    async def _passages(self, conn: AsyncConnection, owner: str, scores: Mapping[int, float]) -> list[Passage]:
         if not scores:
             return []
-        async with self.db.session() as s:
-            rows = (
-                await s.execute(
-                    select(
-                        KnowledgeChunkRow.id,
-                        KnowledgeChunkRow.chunk_index,
-                        KnowledgeChunkRow.content,
-                        KnowledgeChunkRow.start,
-                        KnowledgeChunkRow.end,
-                        KnowledgeChunkRow.heading,
-                        KnowledgeItemRow,
-                    )
-                    .join(
-                        KnowledgeItemRow,
-                        (KnowledgeItemRow.owner == KnowledgeChunkRow.owner)
-                        & (KnowledgeItemRow.id == KnowledgeChunkRow.item_id),
-                    )
-                    .where(KnowledgeChunkRow.id.in_(list(scores)), KnowledgeChunkRow.owner == owner)
-                )
-            ).all()
+        c, i = KnowledgeChunkRow, KnowledgeItemRow
+        # Only the chunk ids restrict the query (the owner is checked below): a constant owner would let
+        # the planner start from the owner's items, all of them, when its statistics are stale.
+        query = (
+            select(c.id, c.chunk_index, c.content, c.start, c.end, c.heading, *_ITEM_COLUMNS)
+            .join(i, (i.owner == c.owner) & (i.id == c.item_id))
+            .where(c.id.in_(list(scores)))
+        )
         items: dict[str, Item] = {}
         out = []
-        for cid, index, content, start, end, heading, item_row in rows:
-            item = items.get(item_row.id) or items.setdefault(item_row.id, _item(item_row, content=False))
+        for row in (await conn.execute(query)).all():
+            if row.item_owner != owner:
+                continue
+            cid, index, content, start, end, heading = row[:6]
+            item = items.get(row.item_id) or items.setdefault(row.item_id, _summary(row))
             out.append(Passage(item, int(cid), int(index), content, int(start), int(end), heading, scores[int(cid)]))
         out.sort(key=lambda p: (-p.score, p.chunk_id))
         return out

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.base import Executable
 
@@ -51,13 +51,13 @@ class _SyncExec:
 
 
 class _AsyncExec:
-    __slots__ = ("session",)
+    __slots__ = ("conn",)
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
 
     async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
-        return await self.session.execute(statement, params)
+        return await self.conn.execute(statement, params)
 
 
 def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -115,9 +115,13 @@ class WorkersStore:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Exec]:
         """One write transaction, committed on success and rolled back on error."""
-        if not self.inline:
-            async with self.db.transaction() as session:
-                yield _AsyncExec(session)
+        if not self.inline:  # PostgreSQL: a plain connection (no ORM session) in one transaction
+            if self.db.is_sqlite:
+                async with self.db.write_lock, self.db.engine.begin() as aconn:
+                    yield _AsyncExec(aconn)
+            else:
+                async with self.db.engine.begin() as aconn:
+                    yield _AsyncExec(aconn)
             return
         async with self.db.write_lock:
             conn = self._writer_conn()
@@ -146,8 +150,8 @@ class WorkersStore:
     async def read(self) -> AsyncIterator[Exec]:
         """Reads outside any write transaction (committed data only)."""
         if not self.inline:
-            async with self.db.session() as session:
-                yield _AsyncExec(session)
+            async with self.db.engine.connect() as aconn:
+                yield _AsyncExec(aconn)
             return
         yield _SyncExec(self._reader_conn())
 

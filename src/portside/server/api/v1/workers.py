@@ -22,7 +22,7 @@ from portside.server.deps import _ANONYMOUS_ADMIN, bearer_token, current_princip
 from portside.server.errors import InvalidInput, Unauthenticated
 from portside.server.workers.broker import ResultRequest
 from portside.server.workers.config import WorkersConfig
-from portside.server.workers.domain import Frame, ResultOutcome
+from portside.server.workers.domain import DisconnectFrame, Frame, ResultOutcome
 from portside.server.workers.service import WorkersService
 from portside.server.workers.shutdown import on_server_shutdown
 from portside.server.workers.tokens import TokenSigner, WorkerCaller
@@ -30,6 +30,7 @@ from portside.server.workers.tokens import TokenSigner, WorkerCaller
 router = APIRouter(prefix="/v1/workers", tags=["workers"])
 capabilities_router = APIRouter(prefix="/v1/capabilities", tags=["workers"])
 
+PING: Any = DisconnectFrame(reason="ping", code=None, reconnectable=True)  # keep-alive marker, never rendered
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
@@ -84,11 +85,16 @@ async def event_stream(
 
     async def body() -> AsyncIterator[str]:
         yield ": connected\n\n"
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                try:
-                    first = await asyncio.wait_for(session.outbox.get(), svc.config.sse_ping_s)
-                except asyncio.TimeoutError:
+                if session.outbox.empty():  # wait, with a keep-alive timer (cheaper than wait_for per frame)
+                    timer = loop.call_later(svc.config.sse_ping_s, session.outbox.put_nowait, PING)
+                    first = await session.outbox.get()
+                    timer.cancel()
+                else:
+                    first = session.outbox.get_nowait()
+                if first is PING:
                     yield ": ping\n\n"
                     continue
                 pending: list[Frame | None] = [first]
@@ -97,6 +103,8 @@ async def event_stream(
                 frames: list[Frame] = []
                 end = False
                 for i, frame in enumerate(pending):
+                    if frame is PING:
+                        continue
                     if frame is None:
                         end = True
                         for rest in pending[i + 1 :]:
