@@ -6,12 +6,8 @@ succeeded twice; the node that was running when the process died is attempted ag
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,43 +16,9 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, free_port
 from tests.flows.agents import AgentServer, running_agents, slow
+from tests.reliability.server_process import server_process
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@contextmanager
-def portside_process(data_dir: Path, db_url: str, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "PORTSIDE_DATA_DIR": str(data_dir),
-        "PORTSIDE_DATABASE_URL": db_url,
-        "PORTSIDE_PORT": str(port),
-        "PORTSIDE_API_KEY": ADMIN_KEY,
-        "PORTSIDE_SANDBOX_WARM_POOL": "0",
-        "PORTSIDE_LOG_LEVEL": "WARNING",
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "portside.cli.main", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 40
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:  # the data dir is thrown away: no need for a graceful stop
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
@@ -85,7 +47,7 @@ def test_kill_9_and_resume(db_url: str, tmp_path: Path, agents: AgentServer) -> 
         "nodes": [{"id": "s0", "agent_id": "step"}]
         + [{"id": steps[i], "agent_id": "step", "depends_on": [steps[i - 1]]} for i in range(1, 6)],
     }
-    with portside_process(data_dir, db_url, port, log) as proc, _api(port) as h:
+    with server_process(data_dir, port, log, db_url=db_url, graceful=False) as proc, _api(port) as h:
         assert h.post("/v1/agents", json={"id": "step", "name": "step", "endpoint": agents.endpoint("step")}).is_success
         assert h.put("/v1/flows/durable", json=flow).is_success
         exec_id = h.post("/v1/flows/durable/executions", json={"input": {"n": 1}}).json()["execution_id"]
@@ -97,7 +59,7 @@ def test_kill_9_and_resume(db_url: str, tmp_path: Path, agents: AgentServer) -> 
         proc.kill()  # SIGKILL: no shutdown hook runs, the lease stays held by a dead process
         proc.wait()
     done_before = set(steps[:2])
-    with portside_process(data_dir, db_url, port, log), _api(port) as h:
+    with server_process(data_dir, port, log, db_url=db_url, graceful=False), _api(port) as h:
         final = h.get(f"/v1/executions/{exec_id}/wait", params={"timeout": 30}).json()
         assert final["status"] == "completed", final
         assert final["resumes"] == 1
