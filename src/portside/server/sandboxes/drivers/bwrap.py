@@ -172,15 +172,16 @@ class BwrapDriver(SandboxDriver):
                 a += ["--symlink", os.readlink(host), f"/{name}"]
             elif host.is_dir():
                 a += ["--ro-bind", str(host), f"/{name}"]
-        for prefix in self._prefixes:
-            a += ["--ro-bind", prefix, prefix]
-        for extra in self.config.extra_ro_binds:
-            a += ["--ro-bind-try", extra, extra]
         a += ["--proc", "/proc", "--dev", "/dev"]
         for tmp in ("/tmp", "/dev/shm"):
             if self._tmpfs_size:  # bounded even without a memory cgroup
                 a += ["--size", str(spec.resources.memory_mb * 1024 * 1024)]
             a += ["--tmpfs", tmp]
+        # After the private /tmp: an interpreter or venv that lives under /tmp stays visible.
+        for prefix in self._prefixes:
+            a += ["--ro-bind", prefix, prefix]
+        for extra in self.config.extra_ro_binds:
+            a += ["--ro-bind-try", extra, extra]
         a += ["--dir", "/etc"]
         for name in _ETC_FILES + _ETC_DIRS:
             a += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
