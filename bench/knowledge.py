@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.conftest: the PostgreSQL helpers
 
 from knowledge_embed import OBJECTS, VERBS, passages, pct
 
