@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from portside.server.clock import as_utc, utcnow
@@ -69,7 +69,7 @@ log = logging.getLogger("portside.knowledge")
 
 #: Metadata keys the sqlite-vec index stores as columns (filters on them run inside the KNN query).
 FILTER_KEYS = ("owner", "agent_id", "source_type")
-_EMBED_BATCH = 32  # texts per worker-thread call
+_EMBED_BATCH = 8  # texts per worker-thread call: small units keep every CPU busy to the end
 _MAX_FETCH = 4096
 _MAX_TOP_K = 100
 _MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
@@ -250,9 +250,13 @@ class KnowledgeService:
     # -- embedding --------------------------------------------------------------------------------------
 
     async def _embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Vectors of ``texts``: batches of similar length, computed in worker threads, one per CPU at a time."""
+        """Vectors of ``texts``: batches of similar length, computed in worker threads, one per CPU at a time.
+
+        Small batches, longest first: the CPUs pull them in turn and finish together (large batches of
+        sorted texts left one CPU idle while another ran the longest batch), and less padding is computed.
+        """
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: little padding
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths: little padding
 
         async def run(idx: list[int]) -> None:
             async with self._embed_slots:
@@ -334,7 +338,7 @@ class KnowledgeService:
         now = utcnow()
 
         rows: list[KnowledgeItemRow] = []
-        new_chunks: list[KnowledgeChunkRow] = []
+        new_chunks: list[dict[str, Any]] = []
         metas: list[dict[str, Any]] = []
         replaced: set[str] = set()
         async with self.db.transaction() as s:
@@ -369,38 +373,40 @@ class KnowledgeService:
                 filters = index_metadata(owner, p.item.agent_id, p.item.source_type, p.metadata)
                 for c in p.chunks:
                     new_chunks.append(
-                        KnowledgeChunkRow(
-                            owner=owner,
-                            item_id=p.id,
-                            chunk_index=c.index,
-                            version=version,
-                            content=c.text,
-                            start=c.start,
-                            end=c.end,
-                            heading=c.heading,
-                            model_id=model_id,
-                            embedding=vector_to_bytes(vectors[offset]),
-                            agent_id=p.item.agent_id,
-                            source_type=p.item.source_type,
-                            filters=filters,
-                        )
+                        {
+                            "owner": owner,
+                            "item_id": p.id,
+                            "chunk_index": c.index,
+                            "version": version,
+                            "content": c.text,
+                            "start": c.start,
+                            "end": c.end,
+                            "heading": c.heading,
+                            "model_id": model_id,
+                            "embedding": vector_to_bytes(vectors[offset]),
+                            "agent_id": p.item.agent_id,
+                            "source_type": p.item.source_type,
+                            "filters": filters,
+                        }
                     )
                     metas.append(filters)
                     offset += 1
             await s.flush()  # items first: chunks reference them
-            s.add_all(new_chunks)
-            await s.flush()
-            new_ids = [c.id for c in new_chunks]
+            # One multi-row INSERT ... RETURNING (no ORM objects): the ids come back in parameter order.
+            chunk_insert = insert(KnowledgeChunkRow).returning(KnowledgeChunkRow.id, sort_by_parameter_order=True)
+            new_ids = [int(i) for i in (await s.scalars(chunk_insert, new_chunks)).all()]
         await mirror.applied(version, removed, new_ids, vectors, metas)
         self.status["version"] = mirror.version
         return [_item(r, content=False, replaced=r.id in replaced) for r in rows]
 
     async def _bump(self, s: AsyncSession) -> int:
         """Take the next store version (on PostgreSQL this row lock also orders concurrent writers)."""
-        await s.execute(
-            update(KnowledgeStateRow).where(KnowledgeStateRow.id == 1).values(version=KnowledgeStateRow.version + 1)
+        version = await s.scalar(
+            update(KnowledgeStateRow)
+            .where(KnowledgeStateRow.id == 1)
+            .values(version=KnowledgeStateRow.version + 1)
+            .returning(KnowledgeStateRow.version)
         )
-        version = await s.scalar(select(KnowledgeStateRow.version).where(KnowledgeStateRow.id == 1))
         return int(version or 0)
 
     async def _drop_chunks(
@@ -573,7 +579,8 @@ class KnowledgeService:
         self.status["version"] = mirror.version
         # No transaction: on PostgreSQL the passages cost two round trips (pool ping, query).
         async with self.db.engine.connect() as raw:
-            conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
+            # SQLite reads outside a transaction anyway; switching its isolation level costs two thread hops.
+            conn = raw if self.db.is_sqlite else await raw.execution_options(isolation_level="AUTOCOMMIT")
             fetch = top_k * 3 if per_item else top_k
             while True:
                 scores: dict[int, float] = {}
