@@ -12,18 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from portside.cli.common import KeyOpt, UrlOpt, console, err, exit_with
+from portside.cli.common import client_from as _client
+
 flow_app = typer.Typer(help="Flows: save, validate, run and watch DAGs of agents and tasks.", no_args_is_help=True)
 agent_app = typer.Typer(help="The agent registry (HTTP endpoints or worker capabilities).", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
-UrlOpt = typer.Option(None, "--url", envvar="PORTSIDE_URL", help="Server URL.")
-KeyOpt = typer.Option(None, "--api-key", envvar="PORTSIDE_API_KEY", help="API key.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 STATUS_STYLE = {
@@ -36,19 +35,13 @@ STATUS_STYLE = {
 }
 
 
-def _client(url: str | None, api_key: str | None) -> Any:
-    from portside.cli.main import client_from
-
-    return client_from(url, api_key)
-
-
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+    failure = exit_with(exc)
     details = getattr(exc, "details", None)
     if isinstance(details, dict):
         for issue in details.get("errors", [])[:20]:
             err.print(f"  - {issue.get('message', issue)}")
-    return typer.Exit(1)
+    return failure
 
 
 def read_flow_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -16,30 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-kb_app = typer.Typer(help="Knowledge base: add, search, context, ls, rm, ingest.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import client_from as _client
+from portside.cli.common import exit_with as _fail
 
-UrlOpt = typer.Option(None, "--url", envvar="PORTSIDE_URL", help="Server URL.")
-KeyOpt = typer.Option(None, "--api-key", envvar="PORTSIDE_API_KEY", help="API key.")
+kb_app = typer.Typer(help="Knowledge base: add, search, context, ls, rm, ingest.", no_args_is_help=True)
+
 AgentOpt = typer.Option(None, "--agent", "-a", help="Agent the items belong to (default: none, shared).")
 DEFAULT_SUFFIXES = (".md", ".markdown", ".mdx", ".txt", ".rst", ".text")
 _MAX_ID = 200
-
-
-def _client(url: str | None, api_key: str | None) -> Any:
-    from portside.cli.main import client_from
-
-    return client_from(url, api_key)
-
-
-def _fail(exc: Exception | str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
 
 
 def _parse_meta(pairs: list[str]) -> dict[str, Any]:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from portside._version import __version__
+from portside.cli.common import KeyOpt, UrlOpt, client_from, console, err, exit_with
 from portside.cli.flows import agent_app, flow_app
 from portside.cli.kb import kb_app
 from portside.cli.mcp import mcp_command
@@ -37,32 +36,11 @@ app.add_typer(mcp_server_app, name="mcp-server")
 app.add_typer(task_app, name="task")
 app.add_typer(worker_app, name="worker")
 app.command("mcp")(mcp_command)
-console = Console()
-err = Console(stderr=True)
-
-UrlOpt = typer.Option(None, "--url", envvar="PORTSIDE_URL", help="Server URL.")
-KeyOpt = typer.Option(None, "--api-key", envvar="PORTSIDE_API_KEY", help="API key.")
-
-
-def client_from(url: str | None, api_key: str | None) -> Any:
-    """A sync SDK client from flags, env, or the local data dir's admin key."""
-    from portside import Client
-
-    return Client(base_url=url, api_key=api_key or _local_admin_key())
-
-
-def _local_admin_key() -> str | None:
-    path = Path(os.environ.get("PORTSIDE_DATA_DIR", ".portside")) / "admin_key"
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
 
 
 def fail(exc: Exception) -> None:
     """Print an SDK error and exit non-zero."""
-    err.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(1)
+    raise exit_with(exc)
 
 
 @app.command()

@@ -32,11 +32,11 @@ def mcp_command(
     import anyio
 
     from portside._config import ClientConfig
-    from portside.cli.main import _local_admin_key
+    from portside.cli.common import local_admin_key
     from portside.server.mcp_server.config import MCPSettings
 
     logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    config = ClientConfig.resolve(url, api_key or _local_admin_key())
+    config = ClientConfig.resolve(url, api_key or local_admin_key())
     settings = MCPSettings() if max_output is None else MCPSettings(max_output_chars=max_output)
     anyio.run(serve_stdio, config, settings)
 

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import client_from as _client
+from portside.cli.common import exit_with as _fail
+
 mcp_server_app = typer.Typer(help="MCP servers Portside connects to: add, ls, tools, call.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-
-UrlOpt = typer.Option(None, "--url", envvar="PORTSIDE_URL", help="Server URL.")
-KeyOpt = typer.Option(None, "--api-key", envvar="PORTSIDE_API_KEY", help="API key.")
-
-
-def _client(url: str | None, api_key: str | None) -> Any:
-    from portside.cli.main import client_from
-
-    return client_from(url, api_key)
-
-
-def _fail(exc: Exception | str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:

@@ -5,27 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import client_from as _client
+from portside.cli.common import exit_with as _fail
 
 sandbox_app = typer.Typer(help="Create sandboxes, run code in them, remove them.", no_args_is_help=True)
 cargo_app = typer.Typer(help="Manage cargo volumes that outlive sandboxes.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-
-UrlOpt = typer.Option(None, "--url", envvar="PORTSIDE_URL", help="Server URL.")
-KeyOpt = typer.Option(None, "--api-key", envvar="PORTSIDE_API_KEY", help="API key.")
-
-
-def _client(url: str | None, api_key: str | None) -> Any:
-    from portside.cli.main import client_from
-
-    return client_from(url, api_key)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
 
 
 def _when(value: Any) -> str:

@@ -7,28 +7,14 @@ import sys
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import client_from as _client
+from portside.cli.common import exit_with as _fail
 
 task_app = typer.Typer(help="Tasks for typed capabilities: submit, get, ls, cancel.", no_args_is_help=True)
 worker_app = typer.Typer(help="Workers serving capabilities.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-
-UrlOpt = typer.Option(None, "--url", envvar="PORTSIDE_URL", help="Server URL.")
-KeyOpt = typer.Option(None, "--api-key", envvar="PORTSIDE_API_KEY", help="API key.")
-
-
-def _client(url: str | None, api_key: str | None) -> Any:
-    from portside.cli.main import client_from
-
-    return client_from(url, api_key)
-
-
-def _fail(exc: Exception | str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(str(exc))}")
-    return typer.Exit(1)
 
 
 def _print_task(task: Any) -> None:

@@ -8,27 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import client_from as _client
+from portside.cli.common import exit_with as _fail
+
 tool_app = typer.Typer(help="Tool review: submit, status, decide, sign and verify (SchemaPin).", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
-UrlOpt = typer.Option(None, "--url", envvar="PORTSIDE_URL", help="Server URL.")
-KeyOpt = typer.Option(None, "--api-key", envvar="PORTSIDE_API_KEY", help="API key.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _client(url: str | None, api_key: str | None) -> Any:
-    from portside.cli.main import client_from
-
-    return client_from(url, api_key)
-
-
-def _fail(exc: Exception | str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
 
 
 def _load_json(path: Path) -> Any:
