@@ -251,13 +251,8 @@ async def delete_agent(
 async def health(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
     """Liveness (no key needed); ``status`` is ``healthy`` or ``unhealthy``."""
     checks: dict[str, Any] = {}
-    ok = True
-    try:
-        await ctx.db.ping()
-        checks["database"] = {"ok": True, "backend": "sqlite" if ctx.db.is_sqlite else "postgresql"}
-    except Exception as exc:  # reported, not raised
-        ok = False
-        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    checks["database"] = await ctx.db.check()
+    ok = bool(checks["database"]["ok"])
     engine = ctx.services.get("flow_engine")
     checks["engine"] = {"ok": isinstance(engine, Engine) and engine.started and not engine.stopping}
     body = {

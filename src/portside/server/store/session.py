@@ -111,6 +111,14 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def check(self) -> dict[str, Any]:
+        """A health check for status endpoints: ``{"ok", "backend"}`` or ``{"ok": False, "error"}``."""
+        try:
+            await self.ping()
+        except Exception as exc:  # reported, not raised
+            return {"ok": False, "error": type(exc).__name__}
+        return {"ok": True, "backend": "sqlite" if self.is_sqlite else "postgresql"}
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

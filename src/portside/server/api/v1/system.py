@@ -30,13 +30,8 @@ async def health(ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
 async def ready(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
     """Readiness: the store answers and its migrations are current."""
     checks: dict[str, Any] = {}
-    ok = True
-    try:
-        await ctx.db.ping()
-        checks["database"] = {"ok": True, "backend": "sqlite" if ctx.db.is_sqlite else "postgresql"}
-    except Exception as exc:  # the point is to report it
-        ok = False
-        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    checks["database"] = await ctx.db.check()
+    ok = bool(checks["database"]["ok"])
     if ok:
         current, heads = await ctx.db.migration_state()
         migrations_ok = current == heads

@@ -27,13 +27,8 @@ async def health_check(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
     import time
 
     checks: dict[str, Any] = {}
-    ok = True
-    try:
-        await ctx.db.ping()
-        checks["database"] = {"ok": True, "backend": "sqlite" if ctx.db.is_sqlite else "postgresql"}
-    except Exception as exc:  # reported, not raised
-        ok = False
-        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    checks["database"] = await ctx.db.check()
+    ok = bool(checks["database"]["ok"])
     body = {
         "status": "healthy" if ok else "unhealthy",
         "uptime_seconds": int(time.time() - STARTED),
