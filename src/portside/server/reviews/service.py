@@ -22,10 +22,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from portside.server.auth import Principal
 from portside.server.clock import utcnow
-from portside.server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from portside.server.errors import Conflict, InvalidInput, NotFound
 from portside.server.ids import new_id
 from portside.server.reviews.analysis import analyze_tool
 from portside.server.reviews.canonical import canonical_json
@@ -114,6 +115,20 @@ class SignedTool:
 
     review: ToolReviewRow
     key: KeyInfo | None
+
+
+async def _awaiting_review(s: AsyncSession, review_id: str) -> ToolReviewRow:
+    """The session, read in the caller's transaction, if it still awaits a human (404 / 409 otherwise)."""
+    row = await s.get(ToolReviewRow, review_id)
+    if row is None:
+        raise NotFound(f"review session {review_id} not found", code="review_not_found")
+    if row.status not in DECIDABLE:
+        raise Conflict(
+            f"review {review_id} is {row.status}; only sessions awaiting review can be claimed or decided",
+            code="review_not_pending",
+            details={"status": row.status},
+        )
+    return row
 
 
 class ReviewService:
@@ -341,15 +356,7 @@ class ReviewService:
         """A reviewer takes the session: ``pending_review`` -> ``under_review``."""
         caller.require("review")
         async with self.db.transaction() as s:
-            row = await s.get(ToolReviewRow, review_id)
-            if row is None:
-                raise NotFound(f"review session {review_id} not found", code="review_not_found")
-            if row.status not in DECIDABLE:
-                raise Conflict(
-                    f"review {review_id} is {row.status}, not awaiting review",
-                    code="review_not_pending",
-                    details={"status": row.status},
-                )
+            row = await _awaiting_review(s, review_id)
             row.status = UNDER_REVIEW
             row.reviewer_id = (reviewer_id or caller.owner)[:200]
             row.reviewer_key_id = caller.key_id
@@ -366,12 +373,7 @@ class ReviewService:
         reason: str | None = None,
     ) -> ToolReviewRow:
         """Record a human decision (``approve`` / ``reject``); the caller needs the ``review`` scope."""
-        if not caller.has("review"):
-            raise Forbidden(
-                "deciding a tool review needs the 'review' scope",
-                code="forbidden",
-                details={"required_scope": "review"},
-            )
+        caller.require("review")
         status = _DECISIONS.get((decision or "").strip().lower())
         if status is None:
             raise InvalidInput("decision must be 'approve' or 'reject'", details={"decision": decision})
@@ -379,15 +381,7 @@ class ReviewService:
             raise InvalidInput("comments are longer than 10000 characters")
         now = utcnow()
         async with self.db.transaction() as s:
-            row = await s.get(ToolReviewRow, review_id)
-            if row is None:
-                raise NotFound(f"review session {review_id} not found", code="review_not_found")
-            if row.status not in DECIDABLE:
-                raise Conflict(
-                    f"review {review_id} is {row.status}; only sessions awaiting review can be decided",
-                    code="review_not_pending",
-                    details={"status": row.status},
-                )
+            row = await _awaiting_review(s, review_id)
             row.status = status
             row.decision = status
             row.decision_reason = reason
