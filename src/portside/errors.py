@@ -116,6 +116,22 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
+def is_idempotency_in_progress(response: httpx.Response) -> bool:
+    """A 409 saying the first request with this ``Idempotency-Key`` is still running (retry later)."""
+    if response.status_code != 409:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return False
+    details = err.get("details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    return "idempotency_in_progress" in (err.get("code"), reason)
+
+
 def error_from_response(response: httpx.Response) -> APIError:
     """Build the typed error for an error response; non-JSON bodies keep a bounded snippet."""
     status = response.status_code

@@ -13,7 +13,13 @@ import httpx
 
 from portside._config import RETRY_STATUSES, ClientConfig, backoff_delay, should_retry
 from portside._version import __version__
-from portside.errors import APIConnectionError, APITimeoutError, error_from_response, retry_after_seconds
+from portside.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    error_from_response,
+    is_idempotency_in_progress,
+    retry_after_seconds,
+)
 
 
 def new_idempotency_key() -> str:
@@ -48,7 +54,13 @@ class HTTP:
         idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
-        """Send a request, retrying what is safe to retry; raise a typed error on failure."""
+        """Send a request, retrying what is safe to retry; raise a typed error on failure.
+
+        Retried (at most ``max_retries`` times, with backoff honouring ``Retry-After``): 429/502/503/504,
+        timeouts and connection errors for GET/PUT/DELETE and for any request with an idempotency key,
+        and a 409 ``idempotency_in_progress`` (the first attempt with the same key is still running or
+        its crashed owner's lease has not expired yet).
+        """
         hdrs = dict(headers or {})
         if idempotency_key:
             hdrs["Idempotency-Key"] = idempotency_key
@@ -77,7 +89,10 @@ class HTTP:
                     raise APIConnectionError(f"{method} {path}: cannot reach {self.config.base_url}: {exc}") from exc
                 time.sleep(backoff_delay(attempt))
                 continue
-            if response.status_code in RETRY_STATUSES and not last:
+            if not last and (
+                response.status_code in RETRY_STATUSES
+                or (idempotency_key and is_idempotency_in_progress(response))
+            ):
                 time.sleep(backoff_delay(attempt, retry_after_seconds(response)))
                 continue
             if response.status_code >= 400:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from portside.server.agents.models import AgentRow
 from portside.server.clock import utcnow
 from portside.server.errors import Conflict, InvalidInput, NotFound
+from portside.server.idempotency import prior_insert
 from portside.server.ids import new_id
 from portside.server.store import Database
 
@@ -150,7 +151,16 @@ class AgentService:
         self.db = db
 
     async def create(self, spec: AgentSpec, *, created_by: str = "admin") -> Agent:
-        """Register an agent; 409 when the id is taken."""
+        """Register an agent; 409 when the id is taken.
+
+        A retry of an idempotent create whose first attempt committed the agent before crashing gets
+        that agent back instead of a second one.
+        """
+        made = prior_insert(AgentRow.__tablename__)
+        if made is not None and spec.id in (None, "", made):
+            existing = await self.find(made)
+            if existing is not None:
+                return existing
         agent_id = spec.id or new_id("agt")
         row = AgentRow(
             id=agent_id,

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import math
 import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside.server.clock import utcnow
+from portside.server.idempotency import LEASE_SECONDS, RENEW_SECONDS, Claim, claimed, effects_of, instance_id
 from portside.server.ids import new_id
 from portside.server.logs import request_id_var
 from portside.server.store import Database
@@ -22,7 +25,7 @@ from portside.server.store.core_models import IdempotencyRow
 log = logging.getLogger("portside.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
-_STALE_PENDING = timedelta(minutes=5)
+_LEASE = timedelta(seconds=LEASE_SECONDS)
 _NOT_STORED = {401, 403, 408, 429}
 
 
@@ -80,8 +83,12 @@ class IdempotencyMiddleware:
     Keys are scoped to the caller's credentials, method and path. The same key with a
     different body is a 409 ``conflict`` with ``details.reason`` ``idempotency_key_reused``;
     a key whose first request is still running is a 409 with reason ``idempotency_in_progress``
-    (code ``conflict`` because Bay clients map codes, not statuses, to exceptions). Responses of 5xx (and transient
-    4xx such as 401/429) are not stored, so a retry runs the request again.
+    and a ``Retry-After`` (code ``conflict`` because Bay clients map codes, not statuses, to exceptions).
+    Responses of 5xx (and transient 4xx such as 401/429) are not stored, so a retry runs the request again.
+
+    A pending row is owned by this server instance under a lease renewed while the request runs; a
+    retry that finds the lease expired (its owner crashed) takes the row over and runs the request,
+    seeing what the dead attempt committed through :func:`portside.server.idempotency.prior_insert`.
     """
 
     def __init__(
@@ -120,9 +127,9 @@ class IdempotencyMiddleware:
         key_scope = hashlib.sha256(credential + b"|POST|" + scope["path"].encode()).hexdigest()
         request_hash = hashlib.sha256(body).hexdigest()
 
-        existing = await self._claim(db, key_scope, key, request_hash)
-        if existing is not None:
-            await _send_raw(send, *existing)
+        claim = await self._claim(db, key_scope, key, request_hash)
+        if not isinstance(claim, Claim):
+            await _send_raw(send, *claim)
             return
 
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
@@ -140,14 +147,18 @@ class IdempotencyMiddleware:
                 captured["body"].extend(message.get("body", b""))
             messages.append(message)
 
+        renewer = asyncio.create_task(self._renew(db, claim))
         try:
-            await self.app(scope, _replay_receive, _capture)
+            with claimed(claim):
+                await self.app(scope, _replay_receive, _capture)
         except BaseException:
-            await self._release(db, key_scope, key)
+            renewer.cancel()
+            await self._release(db, claim)
             raise
+        renewer.cancel()
         status = int(captured["status"])
         if status >= 500 or status in _NOT_STORED:
-            await self._release(db, key_scope, key)
+            await self._release(db, claim)
         else:
             stored_headers = {
                 k.decode("latin-1"): v.decode("latin-1")
@@ -155,23 +166,26 @@ class IdempotencyMiddleware:
                 if k.lower() in (b"content-type", b"location")
             }
             async with db.transaction() as s:
-                row = (
-                    await s.execute(
-                        select(IdempotencyRow).where(IdempotencyRow.scope == key_scope, IdempotencyRow.key == key)
+                await s.execute(
+                    update(IdempotencyRow)
+                    .where(IdempotencyRow.id == claim.row_id, IdempotencyRow.owner == claim.owner)
+                    .values(
+                        state="completed",
+                        status_code=status,
+                        headers=stored_headers,
+                        body=bytes(captured["body"]),
+                        lease_expires_at=None,
                     )
-                ).scalar_one_or_none()
-                if row is not None:
-                    row.state = "completed"
-                    row.status_code = status
-                    row.headers = stored_headers
-                    row.body = bytes(captured["body"])
+                )
         for message in messages:
             await send(message)
 
     async def _claim(
         self, db: Database, key_scope: str, key: str, request_hash: str
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
-        """Insert a pending record, or return the response to send instead of running."""
+    ) -> Claim | tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Insert (or take over) a pending record, or return the response to send instead of running."""
+        me = instance_id()
+        retry_after = LEASE_SECONDS
         for _ in range(3):
             async with db.session() as s:
                 row = (
@@ -179,6 +193,7 @@ class IdempotencyMiddleware:
                         select(IdempotencyRow).where(IdempotencyRow.scope == key_scope, IdempotencyRow.key == key)
                     )
                 ).scalar_one_or_none()
+            now = utcnow()
             if row is not None:
                 if row.request_hash != request_hash:
                     return _json_error(
@@ -191,41 +206,85 @@ class IdempotencyMiddleware:
                     hdrs = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in row.headers.items()]
                     hdrs.append((b"idempotent-replayed", b"true"))
                     return int(row.status_code or 200), hdrs, row.body or b""
-                if utcnow() - row.created_at < _STALE_PENDING:
-                    return _json_error(
-                        409,
-                        "conflict",
-                        "a request with this Idempotency-Key is still running",
-                        {"reason": "idempotency_in_progress"},
+                if row.lease_expires_at is not None and row.lease_expires_at > now:
+                    retry_after = (row.lease_expires_at - now).total_seconds()
+                    break
+                # The owner is gone (lease expired, or a row from before leases existed): take it over.
+                async with db.transaction() as s:
+                    taken = await s.execute(
+                        update(IdempotencyRow)
+                        .where(
+                            IdempotencyRow.id == row.id,
+                            IdempotencyRow.state == "pending",
+                            or_(IdempotencyRow.lease_expires_at.is_(None), IdempotencyRow.lease_expires_at < now),
+                        )
+                        .values(owner=me, lease_expires_at=now + _LEASE)
                     )
-                await self._release(db, key_scope, key)
+                if _rowcount(taken) == 1:
+                    prior = effects_of(row)
+                    log.warning(
+                        "idempotency key taken over from dead owner %s (%d committed effects)", row.owner, len(prior)
+                    )
+                    return Claim(row_id=row.id, owner=me, prior=prior, committed=list(prior))
                 continue
             try:
                 async with db.transaction() as s:
-                    s.add(
-                        IdempotencyRow(
-                            scope=key_scope,
-                            key=key,
-                            request_hash=request_hash,
-                            state="pending",
-                            created_at=utcnow(),
-                            headers={},
-                            note="",
-                        )
+                    new = IdempotencyRow(
+                        scope=key_scope,
+                        key=key,
+                        request_hash=request_hash,
+                        state="pending",
+                        created_at=now,
+                        headers={},
+                        note="",
+                        owner=me,
+                        lease_expires_at=now + _LEASE,
                     )
-                return None
+                    s.add(new)
+                    await s.flush()
+                    row_id = new.id
+                return Claim(row_id=row_id, owner=me)
             except IntegrityError:
                 continue
-        return _json_error(
+        seconds = str(max(1, min(int(LEASE_SECONDS), math.ceil(retry_after))))
+        status, hdrs, payload = _json_error(
             409,
             "conflict",
             "a request with this Idempotency-Key is still running",
             {"reason": "idempotency_in_progress"},
         )
+        return status, [*hdrs, (b"retry-after", seconds.encode())], payload
 
-    async def _release(self, db: Database, key_scope: str, key: str) -> None:
+    async def _renew(self, db: Database, claim: Claim) -> None:
+        """Keep the lease of a running request alive until it is cancelled."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                async with db.transaction() as s:
+                    await s.execute(
+                        update(IdempotencyRow)
+                        .where(
+                            IdempotencyRow.id == claim.row_id,
+                            IdempotencyRow.owner == claim.owner,
+                            IdempotencyRow.state == "pending",
+                        )
+                        .values(lease_expires_at=utcnow() + _LEASE)
+                    )
+            except Exception:  # a missed renewal is retried; the lease outlives a few of them
+                log.warning("could not renew an idempotency lease", exc_info=True)
+
+    async def _release(self, db: Database, claim: Claim) -> None:
+        """Let a retry run the request again: delete the row, or expire it when work was committed."""
         async with db.transaction() as s:
-            await s.execute(delete(IdempotencyRow).where(IdempotencyRow.scope == key_scope, IdempotencyRow.key == key))
+            mine = (IdempotencyRow.id == claim.row_id, IdempotencyRow.owner == claim.owner)
+            if claim.committed:  # keep what was made, so the retry can return it instead of a duplicate
+                await s.execute(update(IdempotencyRow).where(*mine).values(lease_expires_at=None))
+            else:
+                await s.execute(delete(IdempotencyRow).where(*mine))
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -42,3 +42,9 @@ class IdempotencyRow(Base):
     body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     note: Mapped[str] = mapped_column(Text, default="")
+    #: The server instance running the request while ``pending`` (see docs/security/idempotency.md).
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: A pending row whose lease has passed belongs to a dead instance and may be taken over.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: ``"table:pk"`` of rows inserted by committed transactions of an earlier attempt.
+    effects: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
