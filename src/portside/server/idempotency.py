@@ -96,10 +96,10 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     pending: list[str] = session.info.setdefault(_PENDING, [])
     for obj in session.new:
         table = getattr(obj, "__tablename__", None)
-        identity = inspect(obj).identity
-        if table is None or table == _TABLE.name or identity is None:
+        if table is None or table == _TABLE.name:
             continue
-        pending.append(f"{table}:{','.join(str(part) for part in identity)}")
+        key = inspect(obj).mapper.primary_key_from_instance(obj)  # identity is set only after this hook
+        pending.append(f"{table}:{','.join(str(part) for part in key)}")
 
 
 @event.listens_for(Session, "before_commit")
