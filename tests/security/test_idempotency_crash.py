@@ -28,7 +28,9 @@ THREADS = 6
 KILL_AFTER = 100
 
 
-def _create_all(url: str, done: list[tuple[int, str | None, str | None]], lock: threading.Lock) -> list[threading.Thread]:
+def _create_all(
+    url: str, done: list[tuple[int, str | None, str | None]], lock: threading.Lock
+) -> list[threading.Thread]:
     work: queue.Queue[int] = queue.Queue()
     for i in range(CREATES):
         work.put(i)

@@ -66,9 +66,7 @@ async def _post(api: httpx.AsyncClient, path: str, key: str, body: bytes) -> htt
 
 async def test_dead_owners_pending_row_is_taken_over(app: FastAPI, api: httpx.AsyncClient) -> None:
     body = _agent_body("after-crash")
-    await _pending_row(
-        app, "/v1/agents", "k-dead", body, owner="ins_dead", lease=timedelta(seconds=-1), effects=None
-    )
+    await _pending_row(app, "/v1/agents", "k-dead", body, owner="ins_dead", lease=timedelta(seconds=-1), effects=None)
     r = await _post(api, "/v1/agents", "k-dead", body)
     assert r.status_code == 201, r.text
     again = await _post(api, "/v1/agents", "k-dead", body)
@@ -94,7 +92,7 @@ async def test_live_owner_still_blocks_with_retry_after(app: FastAPI, api: httpx
 
 async def test_takeover_returns_what_the_dead_attempt_committed(app: FastAPI, api: httpx.AsyncClient) -> None:
     """The crashed attempt committed the agent but not its response: the retry gets that agent, no duplicate."""
-    made = (await api.post("/v1/agents", json={"name": "made-before-crash", "endpoint": "http://127.0.0.1:9/a"}))
+    made = await api.post("/v1/agents", json={"name": "made-before-crash", "endpoint": "http://127.0.0.1:9/a"})
     agent_id = made.json()["id"]
     body = _agent_body("made-before-crash")
     await _pending_row(

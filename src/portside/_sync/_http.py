@@ -90,8 +90,7 @@ class HTTP:
                 time.sleep(backoff_delay(attempt))
                 continue
             if not last and (
-                response.status_code in RETRY_STATUSES
-                or (idempotency_key and is_idempotency_in_progress(response))
+                response.status_code in RETRY_STATUSES or (idempotency_key and is_idempotency_in_progress(response))
             ):
                 time.sleep(backoff_delay(attempt, retry_after_seconds(response)))
                 continue

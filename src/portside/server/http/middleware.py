@@ -223,7 +223,9 @@ class IdempotencyMiddleware:
                 if _rowcount(taken) == 1:
                     prior = effects_of(row)
                     log.warning(
-                        "idempotency key taken over from dead owner %s (%d committed effects)", row.owner, len(prior)
+                        "idempotency key taken over from dead owner %s; its committed effects: %s",
+                        row.owner,
+                        ", ".join(prior[:20]) or "none",
                     )
                     return Claim(row_id=row.id, owner=me, prior=prior, committed=list(prior))
                 continue
