@@ -33,6 +33,8 @@ RENEW_SECONDS = 3.0
 _INSTANCE_ID = new_id("ins")
 _TABLE = cast(Table, IdempotencyRow.__table__)
 _PENDING = "portside_idempotency_effects"
+#: At most this many effects are kept per request (the first ones: a create's own row comes first).
+MAX_EFFECTS = 100
 
 
 def instance_id() -> str:
@@ -95,6 +97,8 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
         return
     pending: list[str] = session.info.setdefault(_PENDING, [])
     for obj in session.new:
+        if len(pending) >= MAX_EFFECTS:
+            break
         table = getattr(obj, "__tablename__", None)
         if table is None or table == _TABLE.name:
             continue
@@ -114,7 +118,7 @@ def _before_commit(session: Session) -> None:
     session.connection().execute(
         update(_TABLE)
         .where(_TABLE.c.id == claim.row_id, _TABLE.c.owner == claim.owner)
-        .values(effects=[*claim.committed, *pending])
+        .values(effects=[*claim.committed, *pending][:MAX_EFFECTS])
     )
 
 
