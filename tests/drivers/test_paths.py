@@ -184,3 +184,15 @@ def test_directory_usage_never_follows_links(tmp_path: Path, outside: Path) -> N
     (outside / "big").write_bytes(b"z" * 500_000)
     usage = directory_usage(root)
     assert usage.apparent_bytes == len(str(outside)) and usage.dirs == 2
+
+
+def test_remove_tree_of_a_server_path(tmp_path: Path, outside: Path) -> None:
+    before = _tree(outside)
+    root = tmp_path / "cargo"
+    (root / "d").mkdir(parents=True)
+    os.symlink(outside, root / "d" / "out")
+    safefs.remove_tree(root)
+    assert not root.exists() and _tree(outside) == before
+    safefs.remove_tree(root, ignore_errors=True)
+    with pytest.raises(FileNotFoundError):
+        safefs.remove_tree(root / "nope")

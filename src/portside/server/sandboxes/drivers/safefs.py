@@ -279,3 +279,14 @@ def rmtree_at(dir_fd: int, name: str) -> None:
                 rmtree_at(fd, child)
     with contextlib.suppress(FileNotFoundError):
         os.rmdir(name, dir_fd=dir_fd)
+
+
+def remove_tree(path: Path, *, ignore_errors: bool = False) -> None:
+    """``shutil.rmtree(path)`` for a server-chosen directory whose contents a sandbox may still be changing."""
+    try:
+        parent = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        with _fd(parent):
+            rmtree_at(parent, path.name)
+    except OSError:
+        if not ignore_errors:
+            raise
