@@ -196,3 +196,12 @@ def test_remove_tree_of_a_server_path(tmp_path: Path, outside: Path) -> None:
     safefs.remove_tree(root, ignore_errors=True)
     with pytest.raises(FileNotFoundError):
         safefs.remove_tree(root / "nope")
+
+
+async def test_download_never_exceeds_the_announced_size(ws: Path) -> None:
+    """The sandbox may grow a file while it streams; the body must match the Content-Length sent first."""
+    size, chunks = await files.stream_file(ws, "a/f.txt")
+    with open(ws / "a" / "f.txt", "ab") as fh:
+        fh.write(b"grown" * 1000)
+    body = b"".join([c async for c in chunks])
+    assert size == 1 and body == b"x"

@@ -57,11 +57,14 @@ async def stream_file(workspace: Path, path: str) -> tuple[int, AsyncIterator[by
     size = os.fstat(fd).st_size
 
     async def _chunks() -> AsyncIterator[bytes]:
+        # The sandbox may grow the file meanwhile: never send more than the announced Content-Length.
+        left = size
         with os.fdopen(fd, "rb") as fh:
-            while True:
-                chunk = await asyncio.to_thread(fh.read, CHUNK)
+            while left > 0:
+                chunk = await asyncio.to_thread(fh.read, min(CHUNK, left))
                 if not chunk:
                     return
+                left -= len(chunk)
                 yield chunk
 
     return size, _chunks()
