@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
@@ -198,10 +199,14 @@ def test_remove_tree_of_a_server_path(tmp_path: Path, outside: Path) -> None:
         safefs.remove_tree(root / "nope")
 
 
+def _append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
 async def test_download_never_exceeds_the_announced_size(ws: Path) -> None:
     """The sandbox may grow a file while it streams; the body must match the Content-Length sent first."""
     size, chunks = await files.stream_file(ws, "a/f.txt")
-    with open(ws / "a" / "f.txt", "ab") as fh:
-        fh.write(b"grown" * 1000)
+    await asyncio.to_thread(_append, ws / "a" / "f.txt", b"grown" * 1000)
     body = b"".join([c async for c in chunks])
     assert size == 1 and body == b"x"
