@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from portside.server.errors import InvalidInput
-from portside.server.sandboxes.drivers import Resources, SandboxHandle, resolve_in_workspace
+from portside.server.sandboxes.drivers import Resources, SandboxHandle, safefs
 from tests.drivers.fixtures import StartSandbox
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -164,7 +164,7 @@ async def test_symlinks_made_inside_do_not_leak_host_files(sandbox: SandboxHandl
     await sandbox.exec_shell("ln -s /etc/shadow shadow; ln -s / rootfs; ln -s /root roothome")
     for name in ("shadow", "rootfs/etc/passwd", "roothome/.bashrc"):
         with pytest.raises(InvalidInput):
-            resolve_in_workspace(sandbox.workspace, name)
+            safefs.read_file(sandbox.workspace, name, 1 << 20)
 
 
 async def test_killing_everything_inside_only_ends_the_sandbox(start_sandbox: StartSandbox) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from portside.server.app import create_app
 from portside.server.reviews import verify_tool
+from portside.server.sandboxes.drivers import safefs
 from portside.server.settings import Settings
 
 TOOL = {
@@ -183,7 +184,7 @@ async def test_agents_dsl_and_deployment_lifecycle(api: httpx.AsyncClient, app: 
     dep2 = (await api.post("/v1/agent-deployments", json={"agent_id": "echo"})).json()
     service = app.state.ctx.services["agent_deployments"]
     live = service._live[dep2["deployment_id"]]
-    (live.dir / "stop").touch()
+    safefs.touch(live.workspace, live.path("stop"))
     for _ in range(50):
         await service.check()
         row = (await api.get(f"/v1/agent-deployments/{dep2['deployment_id']}")).json()

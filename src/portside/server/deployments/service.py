@@ -16,7 +16,6 @@ import builtins
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from portside.server.deployments.agents import AgentRegistry, agent_document
 from portside.server.deployments.tables import AgentDeploymentRow, SymbiontAgentRow
 from portside.server.errors import Conflict, DomainError, InvalidInput, NotFound
 from portside.server.ids import new_id
+from portside.server.sandboxes.drivers import safefs
 from portside.server.sandboxes.service import SandboxService
 
 log = logging.getLogger("portside.deployments")
@@ -43,6 +43,7 @@ RUNTIME_SOURCE = Path(__file__).with_name("runtime_script.py")
 MAX_OVERRIDES_BYTES = 64 * 1024
 MAX_TASK_BYTES = 1024 * 1024
 LOG_TAIL_BYTES = 8192
+MAX_STATUS_BYTES = 1024 * 1024
 
 
 def _epoch(value: Any) -> datetime | None:
@@ -63,9 +64,9 @@ class _Live:
     last_persist: float = 0.0
     status: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def dir(self) -> Path:
-        return self.workspace / AGENT_DIR
+    def path(self, name: str) -> str:
+        """The workspace path of ``name`` in the runtime's directory (opened via safefs, never followed)."""
+        return f"{AGENT_DIR}/{name}"
 
 
 def _actor(owner: str) -> Principal:
@@ -79,22 +80,19 @@ def _visible(caller: Principal, row: AgentDeploymentRow) -> bool:
     return caller.has("admin") or caller.owner == row.owner
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(workspace: Path, path: str) -> dict[str, Any] | None:
+    """A JSON object the runtime wrote into its (sandbox-writable) directory, read without following links."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(safefs.read_file(workspace, path, MAX_STATUS_BYTES).decode("utf-8"))
+    except (OSError, ValueError, DomainError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def _tail(path: Path) -> str:
+def _tail(workspace: Path, path: str) -> str:
     try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - LOG_TAIL_BYTES))
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
+        return safefs.read_tail(workspace, path, LOG_TAIL_BYTES).decode("utf-8", "replace")
+    except (OSError, DomainError):
         return ""
 
 
@@ -254,11 +252,12 @@ class DeploymentService:
             await self._cleanup_failed(deployment_id, sandbox_id, actor, message)
 
     def _write_files(self, live: _Live, agent: SymbiontAgentRow, row: AgentDeploymentRow) -> None:
-        base = live.dir
-        (base / "inbox").mkdir(parents=True, exist_ok=True)
-        (base / "outbox").mkdir(parents=True, exist_ok=True)
-        (base / "runtime.py").write_text(RUNTIME_SOURCE.read_text(encoding="utf-8"), encoding="utf-8")
-        (base / "agent.json").write_text(json.dumps(agent_document(agent)), encoding="utf-8")
+        ws = live.workspace
+        for sub in ("inbox", "outbox"):
+            with safefs.directory(ws, live.path(sub), create=True):
+                pass
+        safefs.write_file(ws, live.path("runtime.py"), RUNTIME_SOURCE.read_bytes())
+        safefs.write_file(ws, live.path("agent.json"), json.dumps(agent_document(agent)).encode())
         config = {
             "deployment_id": row.id,
             "environment": row.environment,
@@ -266,19 +265,19 @@ class DeploymentService:
             "heartbeat_seconds": self.heartbeat_seconds,
             "lease_seconds": self.lease_seconds,
         }
-        (base / "config.json").write_text(json.dumps(config, default=str), encoding="utf-8")
-        (base / "lease").touch()
+        safefs.write_file(ws, live.path("config.json"), json.dumps(config, default=str).encode())
+        safefs.touch(ws, live.path("lease"))
 
     async def _await_running(self, live: _Live) -> dict[str, Any]:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            status = await asyncio.to_thread(_read_json, live.dir / "status.json")
+            status = await asyncio.to_thread(_read_json, live.workspace, live.path("status.json"))
             if status and status.get("state") == "running":
                 return status
             if status and status.get("state") == "exited":
                 break
             await asyncio.sleep(0.1)
-        tail = await asyncio.to_thread(_tail, live.dir / "runtime.log")
+        tail = await asyncio.to_thread(_tail, live.workspace, live.path("runtime.log"))
         raise RuntimeError(f"the agent runtime did not start: {tail.strip()[-1000:] or 'no output'}")
 
     async def _cleanup_failed(self, deployment_id: str, sandbox_id: str | None, actor: Principal, error: str) -> None:
@@ -286,7 +285,7 @@ class DeploymentService:
         if sandbox_id is not None:
             with contextlib.suppress(Exception):
                 workspace, _ = await self.sandboxes.files_of(actor, sandbox_id)
-                tail = await asyncio.to_thread(_tail, workspace / AGENT_DIR / "runtime.log")
+                tail = await asyncio.to_thread(_tail, workspace, f"{AGENT_DIR}/runtime.log")
             with contextlib.suppress(Exception):
                 await self.sandboxes.delete(actor, sandbox_id)
         self._live.pop(deployment_id, None)
@@ -326,7 +325,7 @@ class DeploymentService:
         """Live runtime status (fresh ``status.json``) when it runs here, else the last snapshot."""
         live = self._live.get(row.id)
         if live is not None and row.status == RUNNING:
-            status = await asyncio.to_thread(_read_json, live.dir / "status.json")
+            status = await asyncio.to_thread(_read_json, live.workspace, live.path("status.json"))
             if status:
                 live.status = status
             return dict(live.status)
@@ -344,7 +343,7 @@ class DeploymentService:
         row = await self._row(caller, deployment_id)
         live = self._live.get(row.id)
         if live is not None:
-            return await asyncio.to_thread(_tail, live.dir / "runtime.log")
+            return await asyncio.to_thread(_tail, live.workspace, live.path("runtime.log"))
         return row.log_tail or ""
 
     # ------------------------------------------------------------------ stop
@@ -377,12 +376,12 @@ class DeploymentService:
         """Ask the runtime to exit, kill it if needed, persist the final snapshot, drop the sandbox."""
         self._live.pop(live.deployment_id, None)
         actor = _actor(live.owner)
-        with contextlib.suppress(OSError):
-            await asyncio.to_thread((live.dir / "stop").touch)
+        with contextlib.suppress(OSError, DomainError):
+            await asyncio.to_thread(safefs.touch, live.workspace, live.path("stop"))
         final: dict[str, Any] | None = None
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
-            final = await asyncio.to_thread(_read_json, live.dir / "status.json")
+            final = await asyncio.to_thread(_read_json, live.workspace, live.path("status.json"))
             if final and final.get("state") == "exited":
                 break
             await asyncio.sleep(0.1)
@@ -397,7 +396,7 @@ class DeploymentService:
                     timeout=5,
                     description="stop agent runtime",
                 )
-        tail = await asyncio.to_thread(_tail, live.dir / "runtime.log")
+        tail = await asyncio.to_thread(_tail, live.workspace, live.path("runtime.log"))
         snapshot = final or live.status
         await self._set(
             live.deployment_id,
@@ -434,12 +433,7 @@ class DeploymentService:
         if len(body) > MAX_TASK_BYTES:
             raise InvalidInput(f"task is larger than {MAX_TASK_BYTES} bytes")
 
-        def _write() -> None:
-            tmp = live.dir / "inbox" / f".{task_id}.tmp"
-            tmp.write_text(body, encoding="utf-8")
-            os.replace(tmp, live.dir / "inbox" / f"{task_id}.json")
-
-        await asyncio.to_thread(_write)
+        await asyncio.to_thread(safefs.write_file, live.workspace, live.path(f"inbox/{task_id}.json"), body.encode())
         return {"task_id": task_id, "deployment_id": row.id, "status": "queued"}
 
     async def task(self, caller: Principal, deployment_id: str, task_id: str) -> dict[str, Any]:
@@ -448,10 +442,10 @@ class DeploymentService:
         live = self._live.get(row.id)
         if live is None or not task_id.startswith("task_") or "/" in task_id:
             raise NotFound(f"task {task_id} not found", code="task_not_found")
-        done = await asyncio.to_thread(_read_json, live.dir / "outbox" / f"{task_id}.json")
+        done = await asyncio.to_thread(_read_json, live.workspace, live.path(f"outbox/{task_id}.json"))
         if done is not None:
             return {"task_id": task_id, **done}
-        if (live.dir / "inbox" / f"{task_id}.json").exists():
+        if await asyncio.to_thread(safefs.exists, live.workspace, live.path(f"inbox/{task_id}.json")):
             return {"task_id": task_id, "status": "queued"}
         raise NotFound(f"task {task_id} not found", code="task_not_found")
 
@@ -471,9 +465,9 @@ class DeploymentService:
         now = time.monotonic()
         stale_after = max(10.0, 5 * self.heartbeat_seconds)
         for live in list(self._live.values()):
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(os.utime, live.dir / "lease")
-            status = await asyncio.to_thread(_read_json, live.dir / "status.json")
+            with contextlib.suppress(OSError, DomainError):
+                await asyncio.to_thread(safefs.touch, live.workspace, live.path("lease"))
+            status = await asyncio.to_thread(_read_json, live.workspace, live.path("status.json"))
             if status:
                 live.status = status
             beat = float(live.status.get("heartbeat_at") or 0)

@@ -583,7 +583,7 @@ class BrowserService:
         try:
             data = await asyncio.to_thread(files.read_bytes, workspace, ref, 16 * 1024 * 1024)
             trace = json.loads(data)
-        except (NotFound, ValueError):
+        except (NotFound, InvalidInput, OSError, ValueError):  # missing, through a link, or not a regular file
             raise NotFound(f"trace {trace_ref} not found", details={"trace_ref": trace_ref}) from None
         if not isinstance(trace, dict):
             raise NotFound(f"trace {trace_ref} not found", details={"trace_ref": trace_ref})

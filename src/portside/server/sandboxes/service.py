@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from portside.server.clock import utcnow
 from portside.server.errors import Conflict, DomainError, InvalidInput, NotFound, UpstreamTimeout
 from portside.server.ids import new_id
 from portside.server.sandboxes import files
+from portside.server.sandboxes.drivers import safefs
 from portside.server.sandboxes.drivers.base import SandboxHandle
 from portside.server.sandboxes.drivers.paths import workspace_relative
 from portside.server.sandboxes.history import HistoryService
@@ -205,7 +205,7 @@ class SandboxService:
             except Exception as exc:
                 log.exception("sandbox %s failed to start", sandbox_id)
                 if fresh:
-                    await asyncio.to_thread(shutil.rmtree, self.workspace(cargo.id), True)
+                    await asyncio.to_thread(safefs.remove_tree, self.workspace(cargo.id), ignore_errors=True)
                 raise RuntimeFailure(f"sandbox failed to start: {exc}", details={"profile": prof.id}) from exc
             now = utcnow()
             row = SandboxRow(
@@ -236,7 +236,7 @@ class SandboxService:
             except BaseException:
                 await self.runtimes.stop(sandbox_id)
                 if fresh:
-                    await asyncio.to_thread(shutil.rmtree, self.workspace(cargo.id), True)
+                    await asyncio.to_thread(safefs.remove_tree, self.workspace(cargo.id), ignore_errors=True)
                 raise
         self._remember(row)
         return self._info(row)
@@ -328,7 +328,7 @@ class SandboxService:
                 managed_dir = self.workspace(cargo.id)
         self._forget(row.id)
         if managed_dir is not None:
-            await asyncio.to_thread(shutil.rmtree, managed_dir, True)
+            await asyncio.to_thread(safefs.remove_tree, managed_dir, ignore_errors=True)
 
     async def extend_ttl(self, caller: Principal, sandbox_id: str, seconds: int) -> SandboxInfo:
         if not 1 <= seconds <= MAX_TTL:
@@ -565,7 +565,7 @@ class SandboxService:
             cargo = await s.get(CargoRow, row.id)
             if cargo is not None:
                 cargo.deleted_at = utcnow()
-        await asyncio.to_thread(shutil.rmtree, self.workspace(cargo_id), True)
+        await asyncio.to_thread(safefs.remove_tree, self.workspace(cargo_id), ignore_errors=True)
 
     # ------------------------------------------------------------------ background
 

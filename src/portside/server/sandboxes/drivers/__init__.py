@@ -15,7 +15,7 @@ from .base import (
     SandboxStats,
     ShellResult,
 )
-from .paths import DirectoryUsage, directory_usage, resolve_in_workspace, sandbox_path, workspace_relative
+from .paths import DirectoryUsage, directory_usage, sandbox_path, workspace_relative
 from .pool import WarmPool
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "WarmPool",
     "create_driver",
     "directory_usage",
-    "resolve_in_workspace",
     "sandbox_path",
     "workspace_relative",
 ]

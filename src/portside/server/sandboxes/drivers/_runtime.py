@@ -28,9 +28,10 @@ from jupyter_client.session import Session
 
 from portside.server.errors import InvalidInput, Unavailable
 
+from . import safefs
 from .base import WORKSPACE_MOUNT, PythonResult, SandboxHandle, SandboxSpec, SandboxStats, ShellResult
 from .limits import Cgroup
-from .paths import resolve_in_workspace
+from .paths import workspace_relative
 
 log = logging.getLogger(__name__)
 
@@ -529,11 +530,11 @@ class AgentSandbox(SandboxHandle):
     def _inside_cwd(self, cwd: str | None) -> str:
         if cwd is None or cwd.strip() in ("", ".", self._inside_workspace):
             return self._inside_workspace
-        host = resolve_in_workspace(self.spec.workspace, cwd)
-        if not host.is_dir():
+        rel = workspace_relative(cwd)
+        # Checked through directory fds without following links (the sandbox may swap any of them).
+        if not safefs.is_dir(self.spec.workspace, rel):
             raise InvalidInput(f"cwd {cwd!r} is not a directory in the workspace", code="invalid_path")
-        rel = host.relative_to(os.path.realpath(self.spec.workspace)).as_posix()
-        return self._inside_workspace if rel == "." else f"{self._inside_workspace}/{rel}"
+        return f"{self._inside_workspace}/{rel}" if rel else self._inside_workspace
 
     async def exec_shell(
         self,

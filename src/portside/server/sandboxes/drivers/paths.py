@@ -1,10 +1,14 @@
-"""Host-side path confinement for workspace files and directory usage for cargo size limits."""
+"""Lexical workspace path validation and race-free directory usage for cargo size limits.
+
+Host-side file operations on workspace paths go through :mod:`.safefs`, never through a checked path string.
+"""
 
 from __future__ import annotations
 
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,22 +44,6 @@ def workspace_relative(rel_or_abs: str) -> str:
     return "" if norm == "." else norm
 
 
-def resolve_in_workspace(workspace: Path, rel_or_abs: str) -> Path:
-    """Map a user path onto the host workspace directory, refusing every way out.
-
-    ``..`` escapes, absolute paths outside ``/workspace`` and symlinks (anywhere along the path) that
-    resolve outside the workspace raise ``InvalidInput(code="invalid_path")``. The returned path is
-    absolute and symlink-resolved; it need not exist. Callers that then open it should still prefer
-    ``O_NOFOLLOW`` for the final component, since the sandbox can change its files at any time.
-    """
-    rel = workspace_relative(rel_or_abs)
-    root = Path(os.path.realpath(workspace))
-    candidate = Path(os.path.realpath(root / rel)) if rel else root
-    if candidate != root and root not in candidate.parents:
-        raise _invalid("path resolves outside the workspace", rel_or_abs)
-    return candidate
-
-
 def sandbox_path(rel_or_abs: str, mount: str = WORKSPACE_MOUNT) -> str:
     """The path a user path has inside the sandbox (``/workspace/...``), validated lexically."""
     rel = workspace_relative(rel_or_abs)
@@ -73,29 +61,55 @@ class DirectoryUsage:
     complete: bool = True
 
 
+_SUBDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _names(fd: int) -> list[str]:
+    with os.scandir(fd) as it:
+        return [e.name for e in it]
+
+
 def directory_usage(path: Path, stop_after_bytes: int | None = None) -> DirectoryUsage:
     """Measure ``path`` like ``du``; stop early (``complete=False``) once past ``stop_after_bytes``.
 
-    Blocking: call it with ``asyncio.to_thread`` from async code.
+    Race-free against the sandbox: every subdirectory is opened relative to its parent's fd with
+    ``O_NOFOLLOW | O_DIRECTORY``, so a directory swapped for a symlink mid-walk is never followed (at most
+    as many fds as the tree is deep are open at once). Blocking: call it with ``asyncio.to_thread``.
     """
     seen: set[tuple[int, int]] = set()
     used = apparent = files = dirs = 0
-    stack = [os.fspath(path)]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        dirs += 1
-        for entry in entries:
+    try:
+        root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        names = _names(root)
+    except OSError:
+        return DirectoryUsage(0, 0, 0, 0)
+    stack: list[tuple[int, Iterator[str]]] = [(root, iter(names))]
+    dirs = 1
+    try:
+        while stack:
+            fd, it = stack[-1]
+            name = next(it, None)
+            if name is None:
+                os.close(fd)
+                stack.pop()
+                continue
             try:
-                st = entry.stat(follow_symlinks=False)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except OSError:
                 continue
             if stat.S_ISDIR(st.st_mode):
-                stack.append(entry.path)
                 used += st.st_blocks * 512
+                try:
+                    child = os.open(name, _SUBDIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue
+                try:
+                    children = _names(child)
+                except OSError:
+                    os.close(child)
+                    continue
+                dirs += 1
+                stack.append((child, iter(children)))
                 continue
             files += 1
             if st.st_nlink > 1:
@@ -107,4 +121,7 @@ def directory_usage(path: Path, stop_after_bytes: int | None = None) -> Director
             apparent += st.st_size
             if stop_after_bytes is not None and used > stop_after_bytes:
                 return DirectoryUsage(used, apparent, files, dirs, complete=False)
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
     return DirectoryUsage(used, apparent, files, dirs)

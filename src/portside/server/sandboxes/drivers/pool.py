@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import safefs
 from .base import Resources, SandboxDriver, SandboxHandle, SandboxSpec
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,12 @@ class WarmPool:
         try:
             return await self.driver.start(spec)
         except BaseException:
-            shutil.rmtree(slot, ignore_errors=True)
+            safefs.remove_tree(slot, ignore_errors=True)
             raise
 
     async def _discard(self, handle: SandboxHandle) -> None:
         await handle.stop()
-        shutil.rmtree(handle.workspace, ignore_errors=True)
+        safefs.remove_tree(handle.workspace, ignore_errors=True)  # the sandbox may have left links in it
 
     def _move_slot(self, slot: Path, target: Path) -> bool:
         target.parent.mkdir(parents=True, exist_ok=True)
