@@ -179,8 +179,7 @@ class KeyService:
         """Keys, oldest first: every key, or ``owner``'s. Any key may list its own owner's keys;
         everything else needs :data:`MANAGE_SCOPE`."""
         if owner is None or owner != issuer.owner:
-            if not issuer.has(MANAGE_SCOPE):
-                raise Forbidden("only an admin key may list other owners' API keys", code="forbidden")
+            check_manage(issuer)
         stmt = select(ApiKeyRow).order_by(ApiKeyRow.created_at)
         if owner is not None:
             stmt = stmt.where(ApiKeyRow.owner == owner)
