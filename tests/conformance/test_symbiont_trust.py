@@ -162,9 +162,13 @@ def test_readme_tool_review_flow(client: Client) -> None:
     with pytest.raises(TimeoutError):
         client.wait_for_review_completion(review_id, timeout=0)
 
-    # Sign Approved Tool before approval -> 409
+    # Sign Approved Tool before approval -> 409 (the SDK must name a key: ours, by fingerprint or "active")
+    keys = httpx.get(
+        client.base_url.replace("/api/v1", "/v1/signing-keys"), headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    ).json()["items"]
+    active_fp = next(k["fingerprint"] for k in keys if k["status"] == "active")
     with pytest.raises(APIError) as exc:
-        client.sign_approved_tool(SigningRequest(review_id=review_id, signing_key_id="key-456"))
+        client.sign_approved_tool(SigningRequest(review_id=review_id, signing_key_id="active"))
     assert exc.value.status_code == 409
 
     # Submit Human Review Decision
@@ -177,8 +181,10 @@ def test_readme_tool_review_flow(client: Client) -> None:
     final_session = client.wait_for_review_completion(review_id, timeout=300)
     assert final_session.status == "approved"
 
-    # Sign Approved Tool
-    signature = client.sign_approved_tool(SigningRequest(review_id=review_id, signing_key_id="key-456"))
+    # Sign Approved Tool: a key we do not have is a 404 (never silently the active key), ours signs
+    with pytest.raises(NotFoundError):
+        client.sign_approved_tool(SigningRequest(review_id=review_id, signing_key_id="key-456"))
+    signature = client.sign_approved_tool(SigningRequest(review_id=review_id, signing_key_id=active_fp))
     assert signature.signed_at and signature.signature and signature.signature_algorithm == "ECDSA-P256-SHA256"
     signed_tool = client.get_signed_tool(review_id)
     assert signed_tool.tool.name == "example-calculator"

@@ -26,10 +26,12 @@ def server_process(
     db_url: str | None = None,
     graceful: bool = True,
     start_timeout: float = 40,
+    env_overrides: dict[str, str | None] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start the server with its config in the environment; wait for ``/v1/health``.
 
-    On exit a still-running server is stopped with SIGINT (``graceful``) or killed.
+    ``env_overrides`` sets (or, with None, removes) environment variables. On exit a still-running
+    server is stopped with SIGINT (``graceful``) or killed.
     """
     env = {
         **os.environ,
@@ -41,6 +43,11 @@ def server_process(
     }
     if db_url:
         env["PORTSIDE_DATABASE_URL"] = db_url
+    for name, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "portside.cli.main", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -20,6 +20,9 @@ from portside.cli.secrets import secret_app
 from portside.cli.skill import skill_app
 from portside.cli.tasks import task_app, worker_app
 from portside.cli.tools import tool_app
+
+if TYPE_CHECKING:
+    from portside.server.auth import AdminKeyStatus
 
 app = typer.Typer(help="Portside: a self-hosted runtime for AI agents.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys (needs an admin key).", no_args_is_help=True)
@@ -88,15 +91,26 @@ def serve(
         await original_startup(sockets)
         console.print(f"[bold green]Portside {__version__}[/bold green] serving on [bold]{url}[/bold]")
         console.print(f"  docs:  {url}/docs    data: {settings.data_dir.resolve()}")
-        key = app_.state.admin_key
-        if key:
-            console.print(f"  admin API key: [bold]{key}[/bold]  (saved in {settings.data_dir / 'admin_key'})")
-        else:
-            console.print(f"  admin API key: see {settings.data_dir / 'admin_key'} (or PORTSIDE_API_KEY)")
+        for line in admin_key_banner(app_.state.admin_key_status):
+            console.print(line, highlight=False)
         sys.stdout.flush()
 
     server.startup = _startup  # type: ignore[method-assign]
     server.run()
+
+
+def admin_key_banner(status: AdminKeyStatus | None) -> list[str]:
+    """What the start banner says about the admin key: the key itself only when this start
+    generated it (and where it was written); never a configured ``PORTSIDE_API_KEY``."""
+    if status is None:
+        return []
+    if status.source == "generated":
+        return [f"  admin API key: [bold]{status.plaintext}[/bold]  (generated now; saved to {status.path})"]
+    if status.source == "configured":
+        return ["  admin API key: the one in PORTSIDE_API_KEY (not shown, not written to disk)"]
+    if status.path is not None:
+        return [f"  admin API key: see {status.path}"]
+    return ["  admin API key: keys already exist (none saved in the data directory); use yours or PORTSIDE_API_KEY"]
 
 
 @app.command()

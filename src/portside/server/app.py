@@ -34,8 +34,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = False
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate()
-        admin_key = await ctx.keys.ensure_admin_key(data_dir, settings.api_key)
-        app.state.admin_key = admin_key
+        status = await ctx.keys.ensure_admin_key(data_dir, settings.api_key)
+        app.state.admin_key_status = status
+        app.state.admin_key = status.plaintext
         started = []
         try:
             for hook in ctx.on_start:
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = False
     )
     app.state.ctx = ctx
     app.state.admin_key = None
+    app.state.admin_key_status = None
     install_error_handlers(app)
     for name in AREAS:
         importlib.import_module(name).install(app, ctx)

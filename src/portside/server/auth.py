@@ -6,8 +6,10 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import func, select
 
@@ -22,6 +24,8 @@ log = logging.getLogger("portside.auth")
 #: Scopes a key may hold. ``admin`` implies every other scope.
 SCOPES: frozenset[str] = frozenset({"admin", "read", "write", "review", "secrets", "worker"})
 DEFAULT_SCOPES: tuple[str, ...] = ("read", "write")
+#: The scope every key-management action needs, on every door (native ``/v1/keys`` and dialects).
+MANAGE_SCOPE = "admin"
 ADMIN_KEY_FILE = "admin_key"
 _CACHE_SECONDS = 2.0
 
@@ -49,6 +53,10 @@ class Principal:
         """True when the key holds ``scope`` (admin holds all)."""
         return "admin" in self.scopes or scope in self.scopes
 
+    def effective_scopes(self) -> frozenset[str]:
+        """Every scope this key can exercise (``admin`` expands to all of :data:`SCOPES`)."""
+        return SCOPES if "admin" in self.scopes else self.scopes & SCOPES
+
     def require(self, scope: str) -> None:
         """Raise 403 unless the key holds ``scope``."""
         if not self.has(scope):
@@ -69,6 +77,26 @@ class KeyInfo:
     last_used_at: str | None
 
 
+@dataclass(frozen=True)
+class AdminKeyStatus:
+    """How start-up found the admin key: ``configured`` (``PORTSIDE_API_KEY``), ``generated`` now
+    (``plaintext`` and the file it was saved to) or ``existing`` (``path`` if a saved one is there)."""
+
+    source: Literal["configured", "generated", "existing"]
+    plaintext: str | None = None
+    path: Path | None = None
+
+
+def _valid_scopes(scopes: list[str] | None) -> list[str]:
+    chosen = list(dict.fromkeys(scopes)) if scopes else list(DEFAULT_SCOPES)
+    unknown = sorted(set(chosen) - SCOPES)
+    if unknown:
+        raise InvalidInput(
+            f"unknown scope(s): {', '.join(unknown)}", details={"allowed": sorted(SCOPES), "unknown": unknown}
+        )
+    return chosen
+
+
 def _info(row: ApiKeyRow) -> KeyInfo:
     return KeyInfo(
         id=row.id,
@@ -82,23 +110,56 @@ def _info(row: ApiKeyRow) -> KeyInfo:
     )
 
 
+def check_grant(issuer: Principal, scopes: Iterable[str]) -> None:
+    """The one scope rule of every door: nobody hands out a scope it does not hold itself.
+
+    Applies to API keys (``/v1/keys``, AI Spine's ``/api/v1/user/keys/*``) and to anything minted
+    from a key (the neuron door's worker tokens). 403 ``scope_escalation`` otherwise.
+    """
+    beyond = sorted(set(scopes) - issuer.effective_scopes())
+    if beyond:
+        raise Forbidden(
+            f"a key cannot grant scopes it does not hold: {', '.join(beyond)}",
+            code="scope_escalation",
+            details={"requested_beyond": beyond, "caller_scopes": sorted(issuer.scopes)},
+        )
+
+
+def check_manage(issuer: Principal) -> None:
+    """Creating, rotating, listing and revoking keys needs :data:`MANAGE_SCOPE` (403 otherwise)."""
+    issuer.require(MANAGE_SCOPE)
+
+
 class KeyService:
-    """Creates, lists, revokes and checks API keys."""
+    """Creates, lists, revokes and checks API keys.
+
+    ``create`` and ``revoke`` take the ``issuer`` (the calling principal) and apply the same rule
+    whichever door they are called from: :func:`check_grant` then :func:`check_manage`. Only the
+    server itself (first-start admin key) creates keys without an issuer, through :meth:`bootstrap`.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._cache: dict[str, tuple[float, Principal]] = {}
 
     async def create(
-        self, name: str, scopes: list[str] | None = None, owner: str = "admin", *, key: str | None = None
+        self, issuer: Principal, name: str, scopes: list[str] | None = None, owner: str = "admin"
     ) -> tuple[KeyInfo, str]:
-        """Create a key; returns its info and the plaintext, which is never shown again."""
-        chosen = list(scopes) if scopes else list(DEFAULT_SCOPES)
-        unknown = sorted(set(chosen) - SCOPES)
-        if unknown:
-            raise InvalidInput(
-                f"unknown scope(s): {', '.join(unknown)}", details={"allowed": sorted(SCOPES), "unknown": unknown}
-            )
+        """Create a key on behalf of ``issuer``; returns its info and the plaintext (shown once).
+
+        403 ``scope_escalation`` when ``scopes`` go beyond the issuer's own, 403 ``forbidden``
+        when the issuer lacks :data:`MANAGE_SCOPE`.
+        """
+        chosen = _valid_scopes(scopes)
+        check_grant(issuer, chosen)
+        check_manage(issuer)
+        return await self._insert(name, chosen, owner, None)
+
+    async def bootstrap(self, name: str, scopes: list[str], *, key: str | None = None) -> tuple[KeyInfo, str]:
+        """Create a key as the server itself (the start-up admin key): no issuer to check."""
+        return await self._insert(name, _valid_scopes(scopes), "admin", key)
+
+    async def _insert(self, name: str, chosen: list[str], owner: str, key: str | None) -> tuple[KeyInfo, str]:
         plaintext = key or generate_key()
         if not plaintext.startswith("sk_") or len(plaintext) < 20:
             raise InvalidInput("API keys must look like 'sk_' followed by at least 17 characters")
@@ -114,12 +175,21 @@ class KeyService:
             s.add(row)
         return _info(row), plaintext
 
-    async def list(self) -> list[KeyInfo]:
+    async def list(self, issuer: Principal, *, owner: str | None = None) -> list[KeyInfo]:
+        """Keys, oldest first: every key, or ``owner``'s. Any key may list its own owner's keys;
+        everything else needs :data:`MANAGE_SCOPE`."""
+        if owner is None or owner != issuer.owner:
+            check_manage(issuer)
+        stmt = select(ApiKeyRow).order_by(ApiKeyRow.created_at)
+        if owner is not None:
+            stmt = stmt.where(ApiKeyRow.owner == owner)
         async with self.db.session() as s:
-            rows = (await s.execute(select(ApiKeyRow).order_by(ApiKeyRow.created_at))).scalars().all()
+            rows = (await s.execute(stmt)).scalars().all()
         return [_info(r) for r in rows]
 
-    async def revoke(self, key_id: str) -> KeyInfo:
+    async def revoke(self, issuer: Principal, key_id: str) -> KeyInfo:
+        """Revoke a key (needs :data:`MANAGE_SCOPE`, like creating one)."""
+        check_manage(issuer)
         async with self.db.transaction() as s:
             row = await s.get(ApiKeyRow, key_id)
             if row is None:
@@ -154,26 +224,26 @@ class KeyService:
         self._cache[digest] = (now + _CACHE_SECONDS, principal)
         return principal
 
-    async def ensure_admin_key(self, data_dir: Path, configured: str | None) -> str | None:
-        """Make sure an admin key exists.
+    async def ensure_admin_key(self, data_dir: Path, configured: str | None) -> AdminKeyStatus:
+        """Make sure an admin key exists, and say where it came from.
 
-        With ``configured`` (``PORTSIDE_API_KEY``) that key is registered as admin. Otherwise, on
-        first start, a key is generated and saved to ``<data_dir>/admin_key`` with mode 0600.
-        Returns the plaintext when one was created or configured, else None.
+        With ``configured`` (``PORTSIDE_API_KEY``) that key is registered as admin and is never
+        written anywhere. Otherwise, on first start, a key is generated and saved to
+        ``<data_dir>/admin_key`` with mode 0600; only then is the plaintext returned.
         """
+        saved = data_dir / ADMIN_KEY_FILE
         if configured:
             async with self.db.session() as s:
                 stmt = select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(configured))
                 exists = (await s.execute(stmt)).scalar_one_or_none()
             if exists is None:
-                await self.create("admin (PORTSIDE_API_KEY)", ["admin"], key=configured)
-            return configured
+                await self.bootstrap("admin (PORTSIDE_API_KEY)", ["admin"], key=configured)
+            return AdminKeyStatus(source="configured")
         if await self.count_active() > 0:
-            return None
-        _, plaintext = await self.create("admin (first start)", ["admin"])
-        path = data_dir / ADMIN_KEY_FILE
-        path.touch(mode=0o600, exist_ok=True)
-        path.chmod(0o600)
-        path.write_text(plaintext + "\n")
-        log.info("created the first admin API key; saved to %s", path)
-        return plaintext
+            return AdminKeyStatus(source="existing", path=saved.resolve() if saved.is_file() else None)
+        _, plaintext = await self.bootstrap("admin (first start)", ["admin"])
+        saved.touch(mode=0o600, exist_ok=True)
+        saved.chmod(0o600)
+        saved.write_text(plaintext + "\n")
+        log.info("created the first admin API key; saved to %s", saved.resolve())
+        return AdminKeyStatus(source="generated", plaintext=plaintext, path=saved.resolve())

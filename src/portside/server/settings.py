@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     log_json: bool = False
     auth_enabled: bool = True
     sandbox_driver: str = Field(default="bwrap", description="bwrap (isolated) or process (UNSAFE, no isolation).")
+    sandbox_bwrap: str = Field(default="bwrap", description="The bubblewrap binary (a name on PATH or a path).")
     sandbox_warm_pool: int = Field(default=2, description="Pre-started sandboxes kept per default profile.")
     sandbox_default_cargo_mb: int = Field(default=1024, description="Size limit of a sandbox's own cargo.")
     sandbox_max_file_mb: int = Field(default=256, description="Largest file accepted by write/upload.")

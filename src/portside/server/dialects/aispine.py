@@ -4,7 +4,8 @@ Paths are at the server root (``/flows``, ``/executions``, ``/agents``, ``/healt
 ``/status``) plus ``/api/v1/users/me`` and ``/api/v1/user/keys/*``. Error bodies are what the SDK
 parses: top-level ``message`` and ``details``; validation errors are 400. Every route except
 ``/health`` needs a key (the SDK always sends one, even on its "no auth" key endpoints) and is
-charged to the per-key rate limiter.
+charged to the per-key rate limiter. Key management goes through the key service's one rule
+(docs/security/keys.md): generating or revoking a user's key needs an admin key, as ``/v1/keys`` does.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from portside import __version__
 from portside.server.agents.service import AgentService
-from portside.server.auth import KeyInfo, Principal
+from portside.server.auth import DEFAULT_SCOPES, KeyInfo, Principal
 from portside.server.clock import isoformat, utcnow
 from portside.server.context import AppContext, get_ctx
-from portside.server.errors import Forbidden, InvalidInput, NotFound
+from portside.server.errors import InvalidInput, NotFound
 from portside.server.flows.engine import Engine
 from portside.server.flows.loader import agent_spec
 from portside.server.flows.serialize import agent_dict, execution_dict, flow_dict, node_dict
@@ -342,15 +343,10 @@ class UserKeyRequest(BaseModel):
     user_id: str = Field(min_length=1, max_length=200)
 
 
-def _may_manage(principal: Principal, user_id: str) -> None:
-    if not principal.has("admin") and principal.owner != user_id:
-        raise Forbidden("only an admin key may manage another user's API key", code="forbidden")
-
-
-async def _user_keys(ctx: AppContext, user_id: str) -> list[KeyInfo]:
+def _user_keys(keys: list[KeyInfo], user_id: str) -> list[KeyInfo]:
     """The user's active, non-admin keys, newest first."""
-    keys = [k for k in await ctx.keys.list() if k.owner == user_id and not k.revoked and "admin" not in k.scopes]
-    return sorted(keys, key=lambda k: k.created_at, reverse=True)
+    mine = [k for k in keys if k.owner == user_id and not k.revoked and "admin" not in k.scopes]
+    return sorted(mine, key=lambda k: k.created_at, reverse=True)
 
 
 @router.get("/api/v1/user/keys/my-key")
@@ -359,9 +355,8 @@ async def my_key(
     ctx: AppContext = Depends(get_ctx),
     principal: Principal = Depends(reader),
 ) -> dict[str, Any]:
-    """Whether ``user_id`` has a key. Keys are stored hashed, so only a masked prefix is shown."""
-    _may_manage(principal, user_id)
-    keys = await _user_keys(ctx, user_id)
+    """Whether ``user_id`` has a key (your own, or anyone's with an admin key); only a masked prefix."""
+    keys = _user_keys(await ctx.keys.list(principal, owner=user_id), user_id)
     if not keys:
         return {
             "has_api_key": False,
@@ -385,15 +380,15 @@ async def my_key(
 async def generate_key(
     body: UserKeyRequest, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(reader)
 ) -> dict[str, Any]:
-    """Create ``user_id``'s key, or replace it (the old one is revoked). The secret is shown once."""
-    _may_manage(principal, body.user_id)
-    old = await _user_keys(ctx, body.user_id)
+    """Create ``user_id``'s key, or rotate it (its older keys are revoked). The secret is shown once.
+
+    This is ``POST /v1/keys`` in AI Spine's shape: the key service applies the same rule (admin
+    scope, no scope beyond the caller's), so a ``read`` key gets 403 here as it does natively.
+    """
+    info, plaintext = await ctx.keys.create(principal, USER_KEY_NAME, list(DEFAULT_SCOPES), body.user_id)
+    old = [k for k in _user_keys(await ctx.keys.list(principal), body.user_id) if k.id != info.id]
     for key in old:
-        if key.id != principal.key_id:
-            await ctx.keys.revoke(key.id)
-    info, plaintext = await ctx.keys.create(USER_KEY_NAME, ["read", "write"], body.user_id)
-    if any(k.id == principal.key_id for k in old):
-        await ctx.keys.revoke(principal.key_id)  # the caller's own key, last
+        await ctx.keys.revoke(principal, key.id)
     action = "regenerated" if old else "created"
     return {
         "message": f"API key {action} successfully",
@@ -407,13 +402,12 @@ async def generate_key(
 async def revoke_key(
     body: UserKeyRequest, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(reader)
 ) -> dict[str, Any]:
-    """Revoke every (non-admin) key of ``user_id``."""
-    _may_manage(principal, body.user_id)
-    keys = await _user_keys(ctx, body.user_id)
+    """Revoke every (non-admin) key of ``user_id`` (``DELETE /v1/keys/{id}`` for each: admin scope)."""
+    keys = _user_keys(await ctx.keys.list(principal), body.user_id)
     if not keys:
         raise NotFound("No API key found to revoke", code="key_not_found")
     for key in keys:
-        await ctx.keys.revoke(key.id)
+        await ctx.keys.revoke(principal, key.id)
     return {"message": "API key revoked successfully", "status": "revoked", "revoked": len(keys)}
 
 

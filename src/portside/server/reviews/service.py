@@ -397,11 +397,12 @@ class ReviewService:
     async def sign(self, caller: Principal, review_id: str, signing_key_id: str | None = None) -> SignedTool:
         """Sign an approved tool with the active key (409 unless approved; signed sessions are returned as is).
 
-        ``signing_key_id`` is recorded only as a request: Portside always signs with its active key, and
-        refuses (409) when the id names one of its revoked keys.
+        ``signing_key_id`` (optional) must name the active key (its fingerprint, or ``active``/``default``):
+        404 ``signing_key_not_found`` for an unknown id, 409 for a revoked or retired one.
         """
         caller.require("review")
         row = await self._row(caller, review_id)
+        await asyncio.to_thread(self.keystore.check_signing_key, signing_key_id)
         if row.status == SIGNED:
             return await self.signed(caller, review_id)
         if row.status != APPROVED:
@@ -410,9 +411,7 @@ class ReviewService:
                 code="review_not_approved",
                 details={"status": row.status},
             )
-        if signing_key_id and signing_key_id in await asyncio.to_thread(self.keystore.revoked_fingerprints):
-            raise Conflict(f"signing key {signing_key_id} is revoked", code="signing_key_revoked")
-        sig = await asyncio.to_thread(self.keystore.sign_tool, row.tool)
+        sig = await asyncio.to_thread(self.keystore.sign_tool, row.tool, signing_key_id)
         async with self.db.transaction() as s:
             fresh = await s.get(ToolReviewRow, review_id)
             if fresh is None:

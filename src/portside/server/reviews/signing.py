@@ -49,6 +49,8 @@ SCHEMAPIN_SCHEMA_VERSION = "1.2"
 RevocationReason = Literal["key_compromise", "superseded", "cessation_of_operation", "privilege_withdrawn"]
 REVOCATION_REASONS: tuple[str, ...] = ("key_compromise", "superseded", "cessation_of_operation",
                                       "privilege_withdrawn")
+#: ``signing_key_id`` values that explicitly ask for whatever key is active now.
+ACTIVE_KEY_ALIASES: frozenset[str] = frozenset({"active", "default"})
 
 
 @dataclass(frozen=True)
@@ -366,13 +368,32 @@ class KeyStore:
             self._save(state)
             return self._info(target)
 
-    def sign_tool(self, tool: Mapping[str, Any]) -> Signature:
-        """Sign a tool definition with the active key."""
+    def check_signing_key(self, signing_key_id: str | None) -> None:
+        """404/409 unless ``signing_key_id`` (when given) names the active key (see :meth:`sign_tool`)."""
+        if signing_key_id is None or signing_key_id in ACTIVE_KEY_ALIASES:
+            return
         with self._locked():
             state = self._load()
             entry, created = self._ensure_active(state)
             if created:
                 self._save(state)
+            _check_requested(state.keys, signing_key_id, entry["fingerprint"])
+
+    def sign_tool(self, tool: Mapping[str, Any], signing_key_id: str | None = None) -> Signature:
+        """Sign a tool definition with the active key.
+
+        ``signing_key_id`` (optional) must name that key: its fingerprint, or one of
+        :data:`ACTIVE_KEY_ALIASES`. Another of our keys is a 409 (``signing_key_revoked`` /
+        ``signing_key_not_active``), anything else a 404 ``signing_key_not_found``: a request for a
+        key is never silently served with a different one.
+        """
+        with self._locked():
+            state = self._load()
+            entry, created = self._ensure_active(state)
+            if created:
+                self._save(state)
+            if signing_key_id is not None and signing_key_id not in ACTIVE_KEY_ALIASES:
+                _check_requested(state.keys, signing_key_id, entry["fingerprint"])
             key = self._private(entry)
         return sign_tool_with_key(tool, key)
 
@@ -409,6 +430,25 @@ class KeyStore:
                 for k in revoked
             ],
         }
+
+
+def _check_requested(keys: list[dict[str, Any]], requested: str, active: str) -> None:
+    if requested == active:
+        return
+    known = next((e for e in keys if e["fingerprint"] == requested), None)
+    if known is None:
+        raise NotFound(
+            f"signing key {requested!r} not found; use the active key's fingerprint (GET /v1/signing-keys) or 'active'",
+            code="signing_key_not_found",
+            details={"signing_key_id": requested},
+        )
+    if known["status"] == "revoked":
+        raise Conflict(f"signing key {requested} is revoked", code="signing_key_revoked")
+    raise Conflict(
+        f"signing key {requested} is {known['status']}; only the active key signs",
+        code="signing_key_not_active",
+        details={"status": known["status"], "active": active},
+    )
 
 
 def tool_schema_hash(tool: Mapping[str, Any]) -> str:

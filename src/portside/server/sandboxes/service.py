@@ -19,6 +19,7 @@ from portside.server.sandboxes import files
 from portside.server.sandboxes.drivers import safefs
 from portside.server.sandboxes.drivers.base import SandboxHandle
 from portside.server.sandboxes.drivers.paths import workspace_relative
+from portside.server.sandboxes.drivers.unavailable import DriverUnavailable
 from portside.server.sandboxes.history import HistoryService
 from portside.server.sandboxes.models import CargoRow, SandboxRow
 from portside.server.sandboxes.profiles import (
@@ -203,9 +204,11 @@ class SandboxService:
             try:
                 await self.runtimes.start(sandbox_id, self.workspace(cargo.id), prof.resources, fresh_workspace=fresh)
             except Exception as exc:
-                log.exception("sandbox %s failed to start", sandbox_id)
                 if fresh:
                     await asyncio.to_thread(safefs.remove_tree, self.workspace(cargo.id), ignore_errors=True)
+                if isinstance(exc, DriverUnavailable):
+                    raise
+                log.exception("sandbox %s failed to start", sandbox_id)
                 raise RuntimeFailure(f"sandbox failed to start: {exc}", details={"profile": prof.id}) from exc
             now = utcnow()
             row = SandboxRow(
@@ -251,6 +254,8 @@ class SandboxService:
                 handle = await self.runtimes.start(
                     row.id, self.workspace(row.cargo_id), profile.resources, fresh_workspace=fresh_workspace
                 )
+            except DriverUnavailable:
+                raise
             except Exception as exc:
                 log.exception("sandbox %s failed to start", row.id)
                 await self._set(row.id, status=FAILED, last_error=str(exc)[:2000])

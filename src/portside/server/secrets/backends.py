@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from portside.server.clock import isoformat, utcnow
-from portside.server.errors import Forbidden, InvalidInput, NotFound, Unavailable
+from portside.server.errors import DomainError, Forbidden, InvalidInput, NotFound, Unavailable
 from portside.server.secrets.crypto import DecryptionError, SecretCipher
 
 try:  # fcntl is POSIX-only; without it the file backend is safe within one process only.
@@ -106,6 +106,9 @@ class SecretBackend(abc.ABC):
     @abc.abstractmethod
     async def list_names(self, namespace: str) -> list[str]:
         """Sorted names stored in a namespace (never values)."""
+
+    async def check(self) -> None:  # noqa: B027 - optional hook
+        """Prove the backend is usable (reachable, credentials accepted); raise a DomainError if not."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release resources (default: nothing)."""
@@ -362,6 +365,13 @@ class KeyringBackend(SecretBackend):
 _K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
+class BackendUnreachable(DomainError):
+    """502: the configured secret backend did not answer (or not as a Vault KV v2 mount)."""
+
+    code = "secret_backend_unreachable"
+    status = 502
+
+
 class VaultBackend(SecretBackend):
     """HashiCorp Vault KV version 2 via ``hvac``.
 
@@ -483,6 +493,45 @@ class VaultBackend(SecretBackend):
             return []
         keys = res.get("data", {}).get("keys", [])
         return sorted(k for k in keys if isinstance(k, str) and not k.endswith("/"))
+
+    def _check(self) -> None:
+        """Log in, then list ``<mount>/metadata/<prefix>`` (404 = empty, fine): this proves the
+        address answers, the credentials are accepted and the KV v2 mount is readable."""
+        import hvac.exceptions as hx
+        import requests
+
+        where = {"url": self._client.url, "mount_point": self._mount}
+        try:
+            self._login()
+            self._client.secrets.kv.v2.list_secrets(path=self._prefix, mount_point=self._mount)
+        except hx.InvalidPath:
+            return
+        except (hx.Unauthorized, hx.Forbidden) as exc:
+            raise InvalidInput(
+                f"Vault rejected the credentials ({self._auth_method}): {exc}",
+                code="secret_backend_auth_failed",
+                details=where,
+            ) from exc
+        except requests.RequestException as exc:
+            raise BackendUnreachable(
+                f"Vault at {self._client.url} is unreachable: {type(exc).__name__}", details=where
+            ) from exc
+        except (OSError, KeyError) as exc:  # the k8s token file or AWS credentials are missing here
+            raise InvalidInput(
+                f"Vault credentials for {self._auth_method} are not available on this server: {exc!r}",
+                code="secret_backend_auth_failed",
+                details=where,
+            ) from exc
+        except hx.VaultError as exc:
+            raise BackendUnreachable(
+                f"Vault at {self._client.url} did not accept the check: {exc}",
+                code="secret_backend_error",
+                details=where,
+            ) from exc
+
+    async def check(self) -> None:
+        """502 ``secret_backend_unreachable`` / ``secret_backend_error``, 400 ``secret_backend_auth_failed``."""
+        await asyncio.to_thread(self._check)
 
     async def get(self, namespace: str, name: str) -> SecretValue:
         validate_name(namespace, "namespace")

@@ -81,13 +81,22 @@ class SecretService:
         self.backend_type = backend_type
 
     async def configure(self, caller: Principal, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Switch the backend (``SecretBackendConfig`` shape); admin only. Returns no credentials."""
+        """Switch the backend (``SecretBackendConfig`` shape); admin only. Returns no credentials.
+
+        The new backend is checked first (Vault: reachable, credentials accepted); a failed check
+        leaves the current backend in place (400 ``secret_backend_auth_failed``, 502
+        ``secret_backend_unreachable`` / ``secret_backend_error``)."""
         caller.require("admin")
         kind = str(config.get("backend_type") or "")
         if kind not in BACKEND_TYPES:
             raise InvalidInput(f"backend_type must be one of {list(BACKEND_TYPES)}", code="invalid_secret_backend")
         clean = {k: v for k, v in config.items() if v is not None}
         backend = backend_from_config(clean, cipher=self.cipher, data_dir=self.data_dir)
+        try:
+            await backend.check()
+        except BaseException:
+            await backend.aclose()
+            raise
         token = self.cipher.encrypt_text(json.dumps(clean), _CONFIG_AAD)
         async with self.db.transaction() as s:
             row = await s.get(SecretBackendRow, "default")

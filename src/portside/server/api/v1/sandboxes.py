@@ -16,10 +16,11 @@ from pydantic import BaseModel, Field
 from portside.server.auth import Principal
 from portside.server.context import AppContext
 from portside.server.deps import require
-from portside.server.errors import InvalidInput, PayloadTooLarge
+from portside.server.errors import InvalidInput, PayloadTooLarge, Unavailable
 from portside.server.sandboxes import files
-from portside.server.sandboxes.drivers import create_driver
+from portside.server.sandboxes.drivers import SandboxDriver, create_driver
 from portside.server.sandboxes.drivers.pool import WarmPool
+from portside.server.sandboxes.drivers.unavailable import UnavailableDriver
 from portside.server.sandboxes.profiles import ProfileRegistry
 from portside.server.sandboxes.runtime import RuntimeManager
 from portside.server.sandboxes.schemas import (
@@ -374,7 +375,14 @@ async def delete_cargo(cargo_id: str, s: SandboxService = Depends(svc), caller: 
 def install(app: FastAPI, ctx: AppContext) -> None:
     """Build the sandbox service (driver, warm pool, runtimes) and mount the routes."""
     settings = ctx.settings
-    driver = create_driver(settings.sandbox_driver)
+    driver: SandboxDriver
+    try:
+        driver = create_driver(settings.sandbox_driver, bwrap=settings.sandbox_bwrap)
+    except Unavailable as exc:
+        driver = UnavailableDriver(settings.sandbox_driver, exc.message)
+        warning = f"sandboxes are unavailable: {driver.reason}. Fix: {driver.fix}"
+        ctx.warnings.append(warning)
+        log.error(warning)
     if not driver.isolated:
         warning = (
             f"sandbox driver '{driver.name}' gives NO isolation: code runs as the server's user "
@@ -384,13 +392,17 @@ def install(app: FastAPI, ctx: AppContext) -> None:
         log.warning(warning)
     pool: WarmPool | None = None
     profiles = ProfileRegistry()
-    if settings.sandbox_warm_pool > 0:
+    if settings.sandbox_warm_pool > 0 and not isinstance(driver, UnavailableDriver):
         pool = WarmPool(driver, settings.data_dir.resolve() / "pool", size=settings.sandbox_warm_pool)
         pool.add_profile(profiles.get("python-default").resources)
     runtimes = RuntimeManager(driver, pool)
     service = SandboxService(ctx.db, settings, runtimes, profiles)
     ctx.services["sandboxes"] = service
-    ctx.readiness["sandbox_driver"] = {"name": driver.name, "isolated": driver.isolated}
+    ctx.readiness["sandbox_driver"] = (
+        driver.details()
+        if isinstance(driver, UnavailableDriver)
+        else {"name": driver.name, "isolated": driver.isolated, "available": True}
+    )
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 

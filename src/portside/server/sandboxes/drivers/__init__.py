@@ -36,12 +36,13 @@ __all__ = [
 ]
 
 
-def create_driver(name: str = "bwrap") -> SandboxDriver:
-    """The driver called ``name`` ("bwrap" or "process"); raises ``InvalidInput`` for others."""
+def create_driver(name: str = "bwrap", *, bwrap: str = "bwrap") -> SandboxDriver:
+    """The driver called ``name`` ("bwrap" or "process"); raises ``InvalidInput`` for others and
+    ``Unavailable`` when the driver cannot run here (e.g. ``bwrap``, the bubblewrap binary, missing)."""
     if name == "bwrap":
-        from .bwrap import BwrapDriver
+        from .bwrap import BwrapConfig, BwrapDriver
 
-        return BwrapDriver()
+        return BwrapDriver(BwrapConfig(bwrap=bwrap))
     if name == "process":
         from .process import ProcessDriver
 
