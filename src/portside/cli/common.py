@@ -16,7 +16,6 @@ import typer
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -205,6 +204,43 @@ def _cell(value: Any) -> Text | RenderableType:
     return Text("" if value is None else str(value))
 
 
+def _natural(value: Any) -> int:
+    if isinstance(value, Text):
+        value = value.plain
+    lines = str("" if value is None else value).splitlines() or [""]
+    return max(len(line) for line in lines)
+
+
+def _longest_word(value: Any) -> int:
+    if isinstance(value, Text):
+        value = value.plain
+    return max((len(w) for w in str("" if value is None else value).split()), default=0)
+
+
+#: Longer words may be folded when a table has to shrink; shorter ones wrap whole.
+_MAX_WORD = 24
+#: Characters between two columns (padding, separator, padding).
+_GAP = 3
+
+
+def column_widths(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], keep: set[str], limit: int
+) -> list[int] | None:
+    """Widths that fit ``limit``: ``keep`` columns at their full width, the others shrunk (largest first, never
+    below their header or longest word, up to 24 characters); None when even that does not fit."""
+    natural = [max([len(c), *(_natural(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    words = [max([len(c), *(_longest_word(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    floor = [n if c in keep else min(n, w, _MAX_WORD) for c, n, w in zip(columns, natural, words, strict=True)]
+    widths = list(natural)
+    budget = limit - _GAP * (len(columns) - 1)
+    if sum(floor) > budget:
+        return None
+    while sum(widths) > budget:
+        i = max((j for j in range(len(widths)) if widths[j] > floor[j]), key=lambda j: widths[j])
+        widths[i] -= min(widths[i] - floor[i], sum(widths) - budget, max(1, widths[i] // 4))
+    return widths
+
+
 def fit_table(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
@@ -217,18 +253,15 @@ def fit_table(
     wrap. When even that is too wide, each row becomes a block of ``column  value`` lines."""
     rows = [list(r) for r in rows]
     keep_set = set(keep)
+    widths = column_widths(columns, rows, keep_set, width or console.width)
+    if widths is None:
+        return stacked(columns, rows, title=title)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=title, title_justify="left", show_edge=False)
-    for name in columns:
-        if name in keep_set:
-            table.add_column(name, no_wrap=True, overflow="fold")
-        else:
-            table.add_column(name, overflow="fold", min_width=min(len(name), 8))
+    for name, w in zip(columns, widths, strict=True):
+        table.add_column(name, width=w, no_wrap=name in keep_set, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
-    limit = width or console.width
-    if Measurement.get(console, console.options.update(width=limit), table).minimum <= limit:
-        return table
-    return stacked(columns, rows, title=title)
+    return table
 
 
 def stacked(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> RenderableType:
