@@ -13,6 +13,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "ConflictError",
+    "ExecutionTimeoutError",
     "NotFoundError",
     "PermissionDeniedError",
     "PortsideError",
@@ -94,6 +95,18 @@ class ServerError(APIError):
     """5xx: the server failed."""
 
 
+class ExecutionTimeoutError(ServerError):
+    """504 ``timeout`` from a sandbox execution: it ran past its timeout and was interrupted (Python:
+    the kernel's state is kept) or killed (shell). It is still recorded in the sandbox's history under
+    ``execution_id``."""
+
+    @property
+    def execution_id(self) -> str | None:
+        """The recorded execution (``sandbox.get_execution(...)``, ``portside sandbox history``)."""
+        value = self.details.get("execution_id")
+        return str(value) if value is not None else None
+
+
 _BY_STATUS: dict[int, type[APIError]] = {
     400: ValidationError,
     401: AuthenticationError,
@@ -158,6 +171,8 @@ def error_from_response(response: httpx.Response) -> APIError:
         message = f"HTTP {status} returned a non-JSON error response"
         details = {"raw_response_snippet": snippet}
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
+    if status == 504 and code == "timeout" and "execution_id" in details:
+        cls = ExecutionTimeoutError
     kwargs: dict[str, Any] = {
         "status_code": status,
         "code": code,

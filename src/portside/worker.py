@@ -13,6 +13,7 @@
         return {"url": "..."}
 
     await worker.run()          # until cancelled; or: await worker.start() ... await worker.stop()
+    worker.run_forever()        # from a script: says when it connects, ends cleanly on Ctrl-C
 
 The worker keeps one event stream open (``GET /v1/workers/{id}/events``), registers its
 capabilities after every (re)connect, runs each lease in its own task, batches acks/nacks, sends
@@ -34,6 +35,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -320,6 +322,32 @@ class Worker:
         finally:
             await asyncio.shield(self.stop())
 
+    def run_forever(self) -> None:
+        """Serve from a script until Ctrl-C or SIGTERM: log connects to stderr, drain, return cleanly."""
+        import signal
+
+        if not self.log.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s portside-worker %(message)s", "%H:%M:%S"))
+            self.log.addHandler(handler)
+            if self.log.level == logging.NOTSET or self.log.level > logging.INFO:
+                self.log.setLevel(logging.INFO)
+
+        async def serve() -> None:
+            main = asyncio.current_task()
+            loop = asyncio.get_running_loop()
+            if main is not None:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signal.SIGTERM, main.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.run()
+
+        try:
+            asyncio.run(serve())
+        except KeyboardInterrupt:
+            pass
+        self.log.info("worker %s stopped", self.worker_id)
+
     async def __aenter__(self) -> Worker:
         await self.start()
         return self
@@ -430,6 +458,8 @@ class Worker:
         data = response.json()
         if self._heartbeat_interval is None and data.get("heartbeatIntervalMs"):
             self._heartbeat_interval = data["heartbeatIntervalMs"] / 1000
+        serving = ", ".join(f"{c.type} (concurrency {c.concurrency})" for c in self._caps.values())
+        self.log.info("worker %s connected to %s, serving %s", self.worker_id, self.base_url, serving)
         self.registered.set()
 
     def _on_event(self, event: str, raw: str) -> None:

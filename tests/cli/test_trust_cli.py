@@ -38,7 +38,7 @@ def test_tool_submit_decide_sign_verify(live_server: LiveServer, tmp_path: Path)
     assert status.exit_code == 0 and "pending_review" in status.stdout
     assert runner.invoke(app, ["tool", "decide", rid, "approve", "-r", "looks fine"], env=env).exit_code == 0
     signed_file = tmp_path / "signed.json"
-    assert runner.invoke(app, ["tool", "sign", rid, "-o", str(signed_file)], env=env).exit_code == 0
+    assert runner.invoke(app, ["tool", "sign", rid, "--save", str(signed_file)], env=env).exit_code == 0
 
     ok = runner.invoke(app, ["tool", "verify", str(signed_file)])
     assert ok.exit_code == 0 and "VALID" in ok.stdout

@@ -33,3 +33,44 @@ async def test_task_and_python_example(live_server: LiveServer) -> None:
     output = await load("flows_task_python").run(live_server.url, ADMIN_KEY, "durable orchestration rocks")
     assert output["stats"] == {"count": 3, "mean_length": 8.33, "long_words": ["durable", "orchestration"]}
     assert output["shout"]["results"] == [{"tokens": ["DURABLE"]}, {"tokens": ["ORCHESTRATION"]}]
+
+
+def test_example_flow_files_run_through_the_cli(live_server: LiveServer) -> None:
+    """examples/flows/*.yaml are real flow files: `portside flow run FILE --wait` completes them."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from portside.cli.main import app
+
+    env = {"PORTSIDE_URL": live_server.url, "PORTSIDE_API_KEY": ADMIN_KEY, "COLUMNS": "80"}
+    files = sorted((EXAMPLES / "flows").glob("*.yaml"))
+    assert files, "no flow files in examples/flows"
+    runner = CliRunner()
+    echo = runner.invoke(
+        app, ["flow", "run", str(EXAMPLES / "flows" / "echo.yaml"), "-i", '{"text": "hello flows"}', "--wait"], env=env
+    )
+    assert echo.exit_code == 0, echo.output
+    out = json.loads(echo.stdout)
+    assert out["shape"]["length"] == 11 and out["shout"]["text"] == "HELLO FLOWS"
+    for path in files:
+        r = runner.invoke(app, ["flow", "validate", str(path)], env=env)
+        assert r.exit_code == 0, (path.name, r.output)
+
+
+@pytest.mark.bwrap
+def test_word_stats_flow_file_runs_python_in_a_sandbox(live_server: LiveServer) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from portside.cli.main import app
+
+    env = {"PORTSIDE_URL": live_server.url, "PORTSIDE_API_KEY": ADMIN_KEY}
+    path = EXAMPLES / "flows" / "word_stats.yaml"
+    r = CliRunner().invoke(
+        app, ["flow", "run", str(path), "-i", '{"text": "durable orchestration rocks"}', "--wait"], env=env
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["stats"] == {"count": 3, "longest": "orchestration"} and out["verdict"]["result"] is True

@@ -17,13 +17,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from portside.cli.common import KeyOpt, UrlOpt, console, err, exit_with
+from portside.cli.common import KeyOpt, UrlOpt, as_json, console, emit, err, exit_with, fit_table, print_json
 from portside.cli.common import client_from as _client
 
 flow_app = typer.Typer(help="Flows: save, validate, run and watch DAGs of agents and tasks.", no_args_is_help=True)
 agent_app = typer.Typer(help="The agent registry (HTTP endpoints or worker capabilities).", no_args_is_help=True)
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table (same as --output json).")
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -48,13 +48,18 @@ def read_flow_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(flow definition, agents) from a YAML or JSON flow file."""
     import yaml
 
-    text = path.read_text(encoding="utf-8")
-    doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
     if not isinstance(doc, dict):
         raise typer.BadParameter(f"{path} does not hold a mapping")
     agents = doc.pop("agents", None) or []
-    if not isinstance(agents, list):
-        raise typer.BadParameter(f"{path}: 'agents' must be a list")
+    if not isinstance(agents, list) or not all(isinstance(a, dict) for a in agents):
+        raise typer.BadParameter(f"{path}: 'agents' must be a list of mappings")
     return doc, agents
 
 
@@ -76,10 +81,13 @@ def push_file(client: Any, path: Path) -> Any:
     for raw in agents:
         fields = _agent_fields(raw)
         try:
-            client.agents.create(**fields)
-        except ConflictError:
-            agent_id = fields.pop("id")
-            client.agents.update(agent_id, **fields)
+            try:
+                client.agents.create(**fields)
+            except ConflictError:
+                agent_id = fields.pop("id")
+                client.agents.update(agent_id, **fields)
+        except TypeError as exc:  # an unknown or missing field in the file's agent
+            raise typer.BadParameter(f"{path}: agent {fields.get('id')!r}: {exc}") from None
     return client.flows.upsert(definition)
 
 
@@ -144,6 +152,11 @@ def watch(client: Any, execution_id: str, *, live: bool = True) -> Any:
 
 
 def _finish(execution: Any) -> None:
+    if as_json():
+        print_json(execution)
+        if execution.status != "completed":
+            raise typer.Exit(1)
+        return
     if execution.status == "completed":
         console.print_json(json.dumps(execution.output_data, default=str))
         return
@@ -175,10 +188,10 @@ def run(
                 flow_id = target
             execution = c.flows.execute(flow_id, payload)
             if not wait:
-                console.print(execution.execution_id)
+                emit(execution, execution.execution_id)
                 return
             err.print(f"execution {execution.execution_id}")
-            final = watch(c, execution.execution_id, live=progress and err.is_terminal)
+            final = watch(c, execution.execution_id, live=progress and err.is_terminal and not as_json())
     except PortsideError as exc:
         raise _fail(exc) from None
     _finish(final)
@@ -193,11 +206,18 @@ def push(
 
     try:
         with _client(url, api_key) as c:
+            pushed = []
             for path in files:
                 flow = push_file(c, path)
-                console.print(f"{flow.flow_id}: revision {flow.revision} ({'saved' if flow.changed else 'unchanged'})")
+                pushed.append(flow)
+                if not as_json():
+                    console.print(
+                        f"{flow.flow_id}: revision {flow.revision} ({'saved' if flow.changed else 'unchanged'})"
+                    )
     except PortsideError as exc:
         raise _fail(exc) from None
+    if as_json():
+        emit(pushed)
 
 
 @flow_app.command("validate")
@@ -213,7 +233,7 @@ def validate(
             result = c.flows.validate(definition)
     except PortsideError as exc:
         raise _fail(exc) from None
-    console.print(f"[green]valid[/green]: {result['flow_id']} ({result['nodes']} nodes)")
+    emit(result, f"[green]valid[/green]: {result['flow_id']} ({result['nodes']} nodes)")
 
 
 @flow_app.command("list")
@@ -226,13 +246,8 @@ def list_flows(as_json: bool = JsonOpt, url: str = UrlOpt, api_key: str = KeyOpt
             flows = c.flows.list()
     except PortsideError as exc:
         raise _fail(exc) from None
-    if as_json:
-        console.print_json(json.dumps([f.model_dump() for f in flows]))
-        return
-    table = Table("flow_id", "name", "version", "revision", "nodes", "source")
-    for f in flows:
-        table.add_row(f.flow_id, f.name, f.version, str(f.revision), str(len(f.nodes)), f.source or "")
-    console.print(table)
+    rows = [(f.flow_id, f.name, f.version, f.revision, len(f.nodes), f.source or "") for f in flows]
+    emit(flows, fit_table(("flow_id", "name", "version", "revision", "nodes", "source"), rows, keep=("flow_id",)))
 
 
 @flow_app.command("get")
@@ -244,9 +259,10 @@ def get_flow(
 
     try:
         with _client(url, api_key) as c:
-            console.print_json(c.flows.get(flow_id, version=version).model_dump_json())
+            flow = c.flows.get(flow_id, version=version)
     except PortsideError as exc:
         raise _fail(exc) from None
+    emit(flow)
 
 
 @flow_app.command("executions")
@@ -265,18 +281,19 @@ def executions(
             page = c.executions.list(flow_id=flow_id, status=status, limit=limit)
     except PortsideError as exc:
         raise _fail(exc) from None
-    table = Table("execution_id", "flow", "status", "created", "ms", "error")
-    for e in page.items:
-        ms = f"{e.duration_ms:.0f}" if e.duration_ms is not None else ""
-        table.add_row(
+    rows = [
+        (
             e.execution_id,
             e.flow_id,
             Text(e.status, style=STATUS_STYLE.get(e.status, "")),
             e.created_at or "",
-            ms,
+            f"{e.duration_ms:.0f}" if e.duration_ms is not None else "",
             (e.error_message or "")[:80],
         )
-    console.print(table)
+        for e in page.items
+    ]
+    columns = ("execution_id", "flow", "status", "created", "ms", "error")
+    emit(page, fit_table(columns, rows, keep=("execution_id",)))
 
 
 @flow_app.command("status")
@@ -291,9 +308,13 @@ def status(
 
     try:
         with _client(url, api_key) as c:
-            execution = watch(c, execution_id, live=err.is_terminal) if follow else c.executions.get(execution_id)
+            live = err.is_terminal and not as_json()
+            execution = watch(c, execution_id, live=live) if follow else c.executions.get(execution_id)
     except PortsideError as exc:
         raise _fail(exc) from None
+    if as_json():
+        emit(execution)
+        return
     console.print(node_table(execution))
     console.print(Text(execution.status, style=STATUS_STYLE.get(execution.status, "")))
 
@@ -308,8 +329,9 @@ def cancel(execution_id: str, url: str = UrlOpt, api_key: str = KeyOpt) -> None:
             execution = c.executions.cancel(execution_id)
     except PortsideError as exc:
         raise _fail(exc) from None
-    console.print(
-        f"{execution.execution_id}: {execution.status}{' (cancelling)' if execution.status == 'running' else ''}"
+    emit(
+        execution,
+        f"{execution.execution_id}: {execution.status}{' (cancelling)' if execution.status == 'running' else ''}",
     )
 
 
@@ -323,15 +345,11 @@ def list_agents(as_json: bool = JsonOpt, url: str = UrlOpt, api_key: str = KeyOp
             agents = c.agents.list()
     except PortsideError as exc:
         raise _fail(exc) from None
-    if as_json:
-        console.print_json(json.dumps([a.model_dump() for a in agents]))
-        return
-    table = Table("agent_id", "name", "type", "backing", "target", "active")
-    for a in agents:
-        table.add_row(
-            a.agent_id, a.name, a.type, a.backing, a.endpoint or a.capability or "", "yes" if a.is_active else "no"
-        )
-    console.print(table)
+    rows = [
+        (a.agent_id, a.name, a.type, a.backing, a.endpoint or a.capability or "", "yes" if a.is_active else "no")
+        for a in agents
+    ]
+    emit(agents, fit_table(("agent_id", "name", "type", "backing", "target", "active"), rows, keep=("agent_id",)))
 
 
 @agent_app.command("create")
@@ -355,7 +373,7 @@ def create_agent(
             )
     except PortsideError as exc:
         raise _fail(exc) from None
-    console.print(agent.agent_id)
+    emit(agent, agent.agent_id)
 
 
 @agent_app.command("delete")
@@ -368,4 +386,4 @@ def delete_agent(agent_id: str, url: str = UrlOpt, api_key: str = KeyOpt) -> Non
             c.agents.delete(agent_id)
     except PortsideError as exc:
         raise _fail(exc) from None
-    console.print(f"deleted {agent_id}")
+    emit({"deleted": agent_id}, f"deleted {agent_id}")

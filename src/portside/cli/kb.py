@@ -17,9 +17,8 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import KeyOpt, UrlOpt, as_json, emit, err, fit_table, report
 from portside.cli.common import client_from as _client
 from portside.cli.common import exit_with as _fail
 
@@ -70,7 +69,7 @@ def add(
             )
     except PortsideError as exc:
         raise _fail(exc) from exc
-    console.print(item.id)
+    emit(item, item.id)
     err.print(f"{'replaced' if item.replaced else 'added'}: {item.chunk_count} chunk(s)")
 
 
@@ -101,14 +100,11 @@ def search(
             )
     except PortsideError as exc:
         raise _fail(exc) from exc
-    if as_json:
-        console.print_json(result.model_dump_json())
-        return
-    table = Table("score", "id", "source", "passage")
+    rows = []
     for hit in result.results:
         text = " ".join(hit.chunk.text.split())
-        table.add_row(f"{hit.score:.3f}", hit.item.id, hit.source, text[:160] + ("…" if len(text) > 160 else ""))
-    console.print(table)
+        rows.append((f"{hit.score:.3f}", hit.item.id, hit.source, text[:160] + ("…" if len(text) > 160 else "")))
+    emit(result, fit_table(("score", "id", "source", "passage"), rows))
 
 
 @kb_app.command("context")
@@ -128,7 +124,7 @@ def context(
             ctx = c.knowledge.context(query, max_items=max_items, max_tokens=max_tokens, agent_id=agent)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    sys.stdout.write(ctx.context + "\n")
+    emit(ctx, lambda: sys.stdout.write(ctx.context + "\n"))
     err.print(f"{len(ctx.passages)} passage(s), {ctx.total_tokens}/{ctx.max_tokens} tokens")
 
 
@@ -142,16 +138,14 @@ def ls(
     """List items."""
     from portside import PortsideError
 
-    table = Table("id", "source", "type", "agent", "chunks", "updated")
     try:
         with _client(url, api_key) as c:
             page = c.knowledge.list(agent_id=agent, limit=limit)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    for i in page.items:
-        table.add_row(i.id, i.source or "", i.source_type, i.agent_id or "", str(i.chunk_count), i.updated_at)
-    console.print(table)
-    if page.next_cursor:
+    rows = [(i.id, i.source or "", i.source_type, i.agent_id or "", i.chunk_count, i.updated_at) for i in page.items]
+    emit(page, fit_table(("id", "source", "type", "agent", "chunks", "updated"), rows))
+    if page.next_cursor and not as_json():
         err.print("(more items: use a larger --limit)")
 
 
@@ -165,7 +159,7 @@ def rm(item_id: str, url: str = UrlOpt, api_key: str = KeyOpt) -> None:
             c.knowledge.delete(item_id)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    err.print(f"deleted {item_id}")
+    report({"deleted": item_id}, f"deleted {item_id}")
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> Iterator[Path]:
@@ -262,7 +256,9 @@ def ingest(
     except PortsideError as exc:
         raise _fail(exc) from exc
     seconds = time.perf_counter() - started
-    err.print(
+    report(
+        {"files": done_files, "bytes": total_bytes, "chunks": chunks, "skipped": skipped, "seconds": seconds},
         f"ingested {done_files} file(s) ({total_bytes / 1e6:.2f} MB) as {chunks} chunks in {seconds:.1f} s "
-        f"({chunks / max(seconds, 1e-9):.0f} chunks/s)" + (f"; skipped {skipped} empty or too large" if skipped else "")
+        f"({chunks / max(seconds, 1e-9):.0f} chunks/s)"
+        + (f"; skipped {skipped} empty or too large" if skipped else ""),
     )

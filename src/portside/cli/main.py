@@ -7,15 +7,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from portside._version import __version__
-from portside.cli.common import KeyOpt, UrlOpt, client_from, console, err, exit_with
+from portside.cli.common import (
+    KeyOpt,
+    UrlOpt,
+    add_output_option,
+    as_json,
+    client_from,
+    console,
+    emit,
+    err,
+    exit_with,
+    fit_table,
+)
 from portside.cli.flows import agent_app, flow_app
 from portside.cli.kb import kb_app
 from portside.cli.mcp import mcp_command
 from portside.cli.mcp_hub import mcp_server_app
-from portside.cli.sandbox import cargo_app, sandbox_app
+from portside.cli.sandbox import cargo_app, profile_app, sandbox_app
 from portside.cli.secrets import secret_app
 from portside.cli.skill import skill_app
 from portside.cli.tasks import task_app, worker_app
@@ -29,6 +39,7 @@ keys_app = typer.Typer(help="Manage API keys (needs an admin key).", no_args_is_
 app.add_typer(keys_app, name="keys")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(cargo_app, name="cargo")
+app.add_typer(profile_app, name="profile")
 app.add_typer(skill_app, name="skill")
 app.add_typer(tool_app, name="tool")
 app.add_typer(secret_app, name="secret")
@@ -49,7 +60,7 @@ def fail(exc: Exception) -> None:
 @app.command()
 def version() -> None:
     """Print the Portside version."""
-    console.print(__version__)
+    emit({"version": __version__}, __version__)
 
 
 @app.command()
@@ -120,9 +131,11 @@ def health(url: str = UrlOpt, api_key: str = KeyOpt) -> None:
 
     try:
         with client_from(url, api_key) as c:
-            console.print_json(c.health().model_dump_json())
+            result = c.health()
     except PortsideError as exc:
         fail(exc)
+        return
+    emit(result)
 
 
 @keys_app.command("create")
@@ -142,7 +155,10 @@ def keys_create(
     except PortsideError as exc:
         fail(exc)
         return
-    console.print(f"[bold]{key.key}[/bold]")
+    if as_json():
+        emit(key)
+    else:
+        console.print(f"[bold]{key.key}[/bold]")
     err.print(f"id {key.id}, scopes {','.join(key.scopes)} — store it now, it is not shown again")
 
 
@@ -157,10 +173,8 @@ def keys_list(url: str = UrlOpt, api_key: str = KeyOpt) -> None:
     except PortsideError as exc:
         fail(exc)
         return
-    table = Table("id", "name", "prefix", "scopes", "owner", "revoked")
-    for k in keys:
-        table.add_row(k.id, k.name, k.prefix, ",".join(k.scopes), k.owner, "yes" if k.revoked else "")
-    console.print(table)
+    rows = [(k.id, k.name, k.prefix, ",".join(k.scopes), k.owner, "yes" if k.revoked else "") for k in keys]
+    emit(keys, fit_table(("id", "name", "prefix", "scopes", "owner", "revoked"), rows))
 
 
 @keys_app.command("revoke")
@@ -173,7 +187,10 @@ def keys_revoke(key_id: str, url: str = UrlOpt, api_key: str = KeyOpt) -> None:
             c.keys.revoke(key_id)
     except PortsideError as exc:
         fail(exc)
-    console.print(f"revoked {key_id}")
+    emit({"revoked": key_id}, f"revoked {key_id}")
+
+
+add_output_option(app, skip=("serve", "mcp"))
 
 
 def main() -> None:

@@ -6,9 +6,8 @@ import json
 import sys
 
 import typer
-from rich.table import Table
 
-from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import KeyOpt, UrlOpt, as_json, emit, fit_table, report
 from portside.cli.common import client_from as _client
 from portside.cli.common import exit_with as _fail
 
@@ -60,7 +59,7 @@ def add(
             )
     except PortsideError as exc:
         raise _fail(exc) from exc
-    err.print(f"added {server.name} ({server.transport}): {server.status}, {server.tools_count} tool(s)")
+    report(server, f"added {server.name} ({server.transport}): {server.status}, {server.tools_count} tool(s)")
 
 
 @mcp_server_app.command("ls")
@@ -73,20 +72,14 @@ def list_servers(url: str = UrlOpt, api_key: str = KeyOpt) -> None:
             servers = c.mcp.list()
     except PortsideError as exc:
         raise _fail(exc) from exc
-    table = Table("name", "transport", "status", "pid", "tools", "resources", "target", "last error")
+    rows = []
     for s in servers:
         target = s.url or " ".join([s.command or "", *s.args]).strip()
-        table.add_row(
-            s.name,
-            s.transport,
-            s.status,
-            str(s.pid or ""),
-            str(s.tools_count),
-            str(s.resources_count),
-            target[:60],
-            (s.last_error or "")[:80],
+        rows.append(
+            (s.name, s.transport, s.status, s.pid or "", s.tools_count, s.resources_count, target, s.last_error or "")
         )
-    console.print(table)
+    columns = ("name", "transport", "status", "pid", "tools", "resources", "target", "last error")
+    emit(servers, fit_table(columns, rows, keep=("name",)))
 
 
 @mcp_server_app.command("connect")
@@ -99,7 +92,7 @@ def connect(name: str, url: str = UrlOpt, api_key: str = KeyOpt) -> None:
             server = c.mcp.connect(name)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    err.print(f"{server.name}: {server.status} (pid {server.pid or '-'}), {server.tools_count} tool(s)")
+    report(server, f"{server.name}: {server.status} (pid {server.pid or '-'}), {server.tools_count} tool(s)")
 
 
 @mcp_server_app.command("disconnect")
@@ -112,7 +105,7 @@ def disconnect(name: str, url: str = UrlOpt, api_key: str = KeyOpt) -> None:
             server = c.mcp.disconnect(name)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    err.print(f"{server.name}: {server.status}")
+    report(server, f"{server.name}: {server.status}")
 
 
 @mcp_server_app.command("rm")
@@ -125,14 +118,14 @@ def remove(name: str, url: str = UrlOpt, api_key: str = KeyOpt) -> None:
             c.mcp.delete(name)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    err.print(f"deleted {name}")
+    report({"deleted": name}, f"deleted {name}")
 
 
 @mcp_server_app.command("tools")
 def tools(
     name: str = typer.Argument(None, help="One server; default: every connected server."),
     refresh: bool = typer.Option(False, "--refresh", help="Ask the server(s) again."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (with input schemas)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with input schemas); same as --output json."),
     url: str = UrlOpt,
     api_key: str = KeyOpt,
 ) -> None:
@@ -144,18 +137,11 @@ def tools(
             found = c.mcp.tools(name, refresh=refresh)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    if as_json:
-        sys.stdout.write(json.dumps([t.model_dump() for t in found], indent=2) + "\n")
-        return
-    table = Table("server", "tool", "verified", "description")
-    for t in found:
-        table.add_row(
-            t.server_name,
-            t.name,
-            "yes" if t.verified else "",
-            (t.description or "").splitlines()[0][:80] if t.description else "",
-        )
-    console.print(table)
+    rows = [
+        (t.server_name, t.name, "yes" if t.verified else "", ((t.description or "").splitlines() or [""])[0][:80])
+        for t in found
+    ]
+    emit(found, fit_table(("server", "tool", "verified", "description"), rows, keep=("server", "tool")))
 
 
 @mcp_server_app.command("call")
@@ -182,7 +168,9 @@ def call(
             result = c.mcp.call(name, tool, args, timeout_seconds=timeout)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    if result.structured_content is not None:
+    if as_json():
+        emit(result)
+    elif result.structured_content is not None:
         sys.stdout.write(json.dumps(result.structured_content) + "\n")
     else:
         sys.stdout.write(result.text + "\n")

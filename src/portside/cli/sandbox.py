@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
-from rich.table import Table
 
-from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import KeyOpt, UrlOpt, as_json, console, emit, err, fit_table
 from portside.cli.common import client_from as _client
 from portside.cli.common import exit_with as _fail
+from portside.cli.common import when as _when
 
-sandbox_app = typer.Typer(help="Create sandboxes, run code in them, remove them.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="Create sandboxes, run code in them, list their history, remove them.", no_args_is_help=True
+)
 cargo_app = typer.Typer(help="Manage cargo volumes that outlive sandboxes.", no_args_is_help=True)
-
-
-def _when(value: Any) -> str:
-    return value.isoformat(timespec="seconds") if value is not None else "-"
+profile_app = typer.Typer(help="The sandbox profiles (presets) the server offers.", no_args_is_help=True)
 
 
 # ---------------------------------------------------------------- sandboxes
@@ -38,7 +35,7 @@ def sandbox_create(
             sb = c.sandboxes.create(profile=profile, ttl=ttl, cargo_id=cargo)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    console.print(sb.id)
+    emit(sb.info, sb.id)
     err.print(f"status {sb.status}, profile {sb.profile}, cargo {sb.cargo_id}, expires {_when(sb.info.expires_at)}")
 
 
@@ -52,8 +49,9 @@ def sandbox_exec(
     url: str = UrlOpt,
     api_key: str = KeyOpt,
 ) -> None:
-    """Run --python CODE or --shell CMD; print its output. Exits non-zero when it fails."""
-    from portside import PortsideError
+    """Run --python CODE or --shell CMD; print its output, then its execution id (on stderr).
+    Exits non-zero when it fails."""
+    from portside import ExecutionTimeoutError, PortsideError
 
     if (python is None) == (shell is None):
         err.print("[red]error:[/red] give exactly one of --python or --shell")
@@ -67,8 +65,15 @@ def sandbox_exec(
             else:
                 result = sb.shell.exec(shell, cwd=cwd, timeout=timeout)
                 exit_code = 0 if result.success else (result.exit_code or 1)
+    except ExecutionTimeoutError as exc:
+        failure = _fail(exc)
+        err.print(f"execution {exc.execution_id} (see: portside sandbox history {sandbox_id})")
+        raise failure from exc
     except PortsideError as exc:
         raise _fail(exc) from exc
+    if as_json():
+        emit(result)
+        raise typer.Exit(exit_code)
     if result.output:
         typer.echo(result.output, nl=not result.output.endswith("\n"))
     if python is not None and result.data:
@@ -77,6 +82,8 @@ def sandbox_exec(
             typer.echo(text)
     if result.error:
         typer.echo(result.error, err=True, nl=not result.error.endswith("\n"))
+    if result.execution_id:
+        err.print(f"execution {result.execution_id}")
     if exit_code:
         raise typer.Exit(exit_code)
 
@@ -96,12 +103,44 @@ def sandbox_ls(
             page = c.sandboxes.list(limit=limit, status=status)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    table = Table("status", "profile", "created", "expires")
-    table.add_column("id", no_wrap=True, min_width=30)
-    table.add_column("cargo", no_wrap=True, min_width=32)
-    for s in page.items:
-        table.add_row(s.status, s.profile, _when(s.created_at), _when(s.expires_at), s.id, s.cargo_id)
-    console.print(table)
+    rows = [(s.id, s.status, s.profile, s.cargo_id, _when(s.created_at), _when(s.expires_at)) for s in page.items]
+    emit(page, fit_table(("id", "status", "profile", "cargo", "created", "expires"), rows, keep=("id", "cargo")))
+
+
+@sandbox_app.command("history")
+def sandbox_history(
+    sandbox_id: str = typer.Argument(..., help="The sandbox."),
+    exec_type: str = typer.Option(None, "--type", help="python or shell."),
+    success_only: bool = typer.Option(False, "--success-only", help="Only executions that succeeded."),
+    tag: list[str] = typer.Option(None, "--tag", help="Only executions carrying this tag; repeat for any of several."),
+    limit: int = typer.Option(20, "--limit", help="At most this many (newest first)."),
+    url: str = UrlOpt,
+    api_key: str = KeyOpt,
+) -> None:
+    """List a sandbox's recorded executions, newest first (their ids feed `skill create --exec`)."""
+    from portside import PortsideError
+
+    try:
+        with _client(url, api_key) as c:
+            history = c.sandboxes.get(sandbox_id).history(
+                exec_type=exec_type, success_only=success_only, tags=tag or None, limit=limit
+            )
+    except PortsideError as exc:
+        raise _fail(exc) from exc
+    rows = [
+        (
+            e.id,
+            e.exec_type,
+            "yes" if e.success else "no",
+            f"{e.execution_time_ms}",
+            _when(e.created_at),
+            e.code if len(e.code) <= 60 else e.code[:57] + "...",
+        )
+        for e in history.entries
+    ]
+    emit(history, fit_table(("id", "type", "ok", "ms", "created", "code"), rows))
+    if not as_json():
+        err.print(f"{len(history.entries)} of {history.total}")
 
 
 @sandbox_app.command("rm")
@@ -114,6 +153,7 @@ def sandbox_rm(
     from portside import PortsideError
 
     failed = False
+    deleted: list[str] = []
     with _client(url, api_key) as c:
         for sid in sandbox_ids:
             try:
@@ -122,7 +162,11 @@ def sandbox_rm(
                 err.print(f"[red]error:[/red] {sid}: {exc}")
                 failed = True
                 continue
-            console.print(f"deleted {sid}")
+            if not as_json():
+                console.print(f"deleted {sid}")
+            deleted.append(sid)
+    if as_json():
+        emit({"deleted": deleted})
     if failed:
         raise typer.Exit(1)
 
@@ -144,7 +188,7 @@ def cargo_create(
             cargo = c.cargos.create(size_limit_mb=size_mb)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    console.print(cargo.id)
+    emit(cargo, cargo.id)
     err.print(f"size limit {cargo.size_limit_mb} MB")
 
 
@@ -163,18 +207,12 @@ def cargo_ls(
             page = c.cargos.list(limit=limit, managed=managed)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    table = Table("size limit (MB)", "created", "last used")
-    table.add_column("id", no_wrap=True, min_width=32)
-    table.add_column("managed by", no_wrap=True)
-    for cg in page.items:
-        table.add_row(
-            str(cg.size_limit_mb),
-            _when(cg.created_at),
-            _when(cg.last_accessed_at),
-            cg.id,
-            cg.managed_by_sandbox_id or "-",
-        )
-    console.print(table)
+    rows = [
+        (cg.id, cg.size_limit_mb, _when(cg.created_at), _when(cg.last_accessed_at), cg.managed_by_sandbox_id or "-")
+        for cg in page.items
+    ]
+    columns = ("id", "size MB", "created", "last used", "managed by")
+    emit(page, fit_table(columns, rows, keep=("id", "managed by")))
 
 
 @cargo_app.command("rm")
@@ -187,6 +225,7 @@ def cargo_rm(
     from portside import PortsideError
 
     failed = False
+    deleted: list[str] = []
     with _client(url, api_key) as c:
         for cid in cargo_ids:
             try:
@@ -195,6 +234,31 @@ def cargo_rm(
                 err.print(f"[red]error:[/red] {cid}: {exc}")
                 failed = True
                 continue
-            console.print(f"deleted {cid}")
+            if not as_json():
+                console.print(f"deleted {cid}")
+            deleted.append(cid)
+    if as_json():
+        emit({"deleted": deleted})
     if failed:
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- profiles
+
+
+@profile_app.command("ls")
+def profile_ls(
+    detail: bool = typer.Option(False, "--detail", help="Include resources and containers."),
+    url: str = UrlOpt,
+    api_key: str = KeyOpt,
+) -> None:
+    """List the profiles `sandbox create --profile` accepts."""
+    from portside import PortsideError
+
+    try:
+        with _client(url, api_key) as c:
+            profiles = c.sandboxes.profiles(detail=detail)
+    except PortsideError as exc:
+        raise _fail(exc) from exc
+    rows = [(p.id, ",".join(p.capabilities), f"{p.idle_timeout}s", p.description or "") for p in profiles]
+    emit(profiles, fit_table(("id", "capabilities", "idle timeout", "description"), rows))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.table import Table
 
-from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import KeyOpt, UrlOpt, emit, fit_table, report
 from portside.cli.common import client_from as _client
 from portside.cli.common import exit_with as _fail
 
@@ -33,7 +32,7 @@ def set_secret(
             c.secrets.set(agent_id, name, value, description=description)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    err.print(f"stored {agent_id}/{name}")
+    report({"stored": f"{agent_id}/{name}"}, f"stored {agent_id}/{name}")
 
 
 @secret_app.command("get")
@@ -46,7 +45,7 @@ def get_secret(agent_id: str, name: str, url: str = UrlOpt, api_key: str = KeyOp
             secret = c.secrets.get(agent_id, name)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    sys.stdout.write(secret.value + "\n")
+    emit(secret, lambda: sys.stdout.write(secret.value + "\n"))
 
 
 @secret_app.command("ls")
@@ -59,12 +58,12 @@ def list_secrets(agent_id: str, url: str = UrlOpt, api_key: str = KeyOpt) -> Non
             listing = c.secrets.list(agent_id)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    table = Table("name", "description", "updated")
     meta = {i.secret_name: i for i in listing.items}
+    rows = []
     for n in listing.secrets:
         info = meta.get(n)
-        table.add_row(n, (info.description or "") if info else "", (info.updated_at or "") if info else "")
-    console.print(table)
+        rows.append((n, (info.description or "") if info else "", (info.updated_at or "") if info else ""))
+    emit(listing, fit_table(("name", "description", "updated"), rows, keep=("name",)))
 
 
 @secret_app.command("rm")
@@ -77,4 +76,4 @@ def remove_secret(agent_id: str, name: str, url: str = UrlOpt, api_key: str = Ke
             c.secrets.delete(agent_id, name)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    err.print(f"deleted {agent_id}/{name}")
+    report({"deleted": f"{agent_id}/{name}"}, f"deleted {agent_id}/{name}")

@@ -6,30 +6,18 @@ import json
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import KeyOpt, UrlOpt, as_json, console, emit, err, fit_table
 from portside.cli.common import client_from as _client
 from portside.cli.common import exit_with as _fail
 
 skill_app = typer.Typer(help="Skill candidates, evaluations, releases, rollbacks and runs.", no_args_is_help=True)
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table (same as --output json).")
 
 
 def _print_model(model: Any) -> None:
-    console.print_json(model.model_dump_json())
-
-
-def _table(*columns: str) -> Table:
-    """A table whose ``id`` column is never truncated, so ids can be copied from it."""
-    table = Table()
-    for name in columns:
-        if name == "id":
-            table.add_column(name, no_wrap=True, min_width=31)
-        else:
-            table.add_column(name)
-    return table
+    emit(model)
 
 
 def _when(value: Any) -> str:
@@ -56,20 +44,27 @@ def candidates(
     if as_json:
         _print_model(page)
         return
-    table = _table("id", "skill_key", "status", "score", "executions", "created")
-    for cand in page.items:
-        score = "-" if cand.latest_score is None else f"{cand.latest_score:g}"
-        table.add_row(
-            cand.id, cand.skill_key, cand.status, score, str(len(cand.source_execution_ids)), _when(cand.created_at)
+    rows = [
+        (
+            cand.id,
+            cand.skill_key,
+            cand.status,
+            "-" if cand.latest_score is None else f"{cand.latest_score:g}",
+            len(cand.source_execution_ids),
+            _when(cand.created_at),
         )
-    console.print(table)
+        for cand in page.items
+    ]
+    console.print(fit_table(("id", "skill_key", "status", "score", "executions", "created"), rows))
     err.print(f"{len(page.items)} of {page.total}")
 
 
 @skill_app.command("create")
 def create(
     skill_key: str = typer.Argument(..., help="The skill's key, e.g. etl-csv-loader."),
-    execution: list[str] = typer.Option(..., "--exec", "-e", help="Source execution id; repeat for several."),
+    execution: list[str] = typer.Option(
+        ..., "--exec", "-e", help="Source execution id (see `portside sandbox history SBX`); repeat for several."
+    ),
     scenario: str = typer.Option(None, "--scenario", help="Scenario key."),
     payload_ref: str = typer.Option(None, "--payload-ref", help="Stored payload (sha256-...) or external ref."),
     summary: str = typer.Option(None, "--summary"),
@@ -90,7 +85,7 @@ def create(
             )
     except PortsideError as exc:
         raise _fail(exc) from exc
-    console.print(cand.id)
+    emit(cand, cand.id)
     err.print(f"status {cand.status}, {len(cand.source_execution_ids)} execution(s)")
 
 
@@ -119,6 +114,9 @@ def evaluate(
                 ev = c.skills.evaluate(candidate_id, passed=passed, score=score, benchmark_id=benchmark, report=report)
     except PortsideError as exc:
         raise _fail(exc) from exc
+    if as_json():
+        emit(ev)
+        return
     verdict = "[green]passed[/green]" if ev.passed else "[red]failed[/red]"
     score_text = "" if ev.score is None else f" score {ev.score:g}"
     console.print(f"{ev.id} {verdict}{score_text}" + (f" — {ev.report}" if ev.report else ""))
@@ -140,7 +138,7 @@ def promote(
             rel = c.skills.promote(candidate_id, stage=stage, change_summary=change_summary)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    console.print(rel.id)
+    emit(rel, rel.id)
     err.print(f"{rel.skill_key} v{rel.version} {rel.stage}")
 
 
@@ -165,18 +163,19 @@ def releases(
     if as_json:
         _print_model(page)
         return
-    table = _table("id", "skill_key", "version", "stage", "active", "mode", "promoted")
-    for rel in page.items:
-        table.add_row(
+    rows = [
+        (
             rel.id,
             rel.skill_key,
-            str(rel.version),
+            rel.version,
             rel.stage,
             "yes" if rel.is_active else "",
             rel.release_mode,
             _when(rel.promoted_at),
         )
-    console.print(table)
+        for rel in page.items
+    ]
+    console.print(fit_table(("id", "skill_key", "version", "stage", "active", "mode", "promoted"), rows))
     err.print(f"{len(page.items)} of {page.total}")
 
 
@@ -192,7 +191,7 @@ def rollback(
             rel = c.skills.rollback(release_id)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    console.print(rel.id)
+    emit(rel, rel.id)
     err.print(f"{rel.skill_key} v{rel.version} {rel.stage} (rollback of {rel.rollback_of})")
 
 

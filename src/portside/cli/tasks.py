@@ -4,21 +4,69 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import KeyOpt, UrlOpt, emit, err, fit_table
 from portside.cli.common import client_from as _client
 from portside.cli.common import exit_with as _fail
+
+#: Seconds between checks for progress while ``--wait`` follows a task.
+POLL_S = 1.0
 
 task_app = typer.Typer(help="Tasks for typed capabilities: submit, get, ls, cancel.", no_args_is_help=True)
 worker_app = typer.Typer(help="Workers serving capabilities.", no_args_is_help=True)
 
 
 def _print_task(task: Any) -> None:
-    console.print_json(task.model_dump_json())
+    emit(task)
+
+
+def _serves(worker: Any, capability: str) -> bool:
+    return worker.status == "connected" and any(c.get("type") == capability for c in worker.capabilities)
+
+
+def _warn_if_unserved(client: Any, capability: str) -> None:
+    """Say so on stderr when no connected worker serves ``capability`` (silent if workers can't be listed)."""
+    from portside import PortsideError
+
+    try:
+        workers = client.workers.list()
+    except PortsideError:
+        return
+    if not any(_serves(w, capability) for w in workers):
+        err.print(f"no connected worker serves {capability} yet: the task stays queued until one does")
+
+
+def _progress_line(progress: dict[str, Any] | None) -> str | None:
+    if not progress:
+        return None
+    percent = progress.get("percent")
+    parts = [f"{percent:g}%" if isinstance(percent, (int, float)) else "", str(progress.get("message") or "")]
+    text = " ".join(p for p in parts if p)
+    return f"progress {text}" if text else None
+
+
+def follow(client: Any, task: Any, timeout: float | None) -> Any:
+    """Wait for a task, printing its status changes and reported progress on stderr."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_status, last_progress = task.status, None
+    while not task.done:
+        step = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
+        task = client.tasks.wait(task.id, timeout=step)
+        if task.status != last_status:
+            worker = f" on {task.worker_id}" if task.worker_id and task.status == "running" else ""
+            err.print(f"{task.id}: {task.status}{worker}")
+            last_status = task.status
+        line = _progress_line(task.progress)
+        if line and line != last_progress:
+            err.print(f"{task.id}: {line}")
+            last_progress = line
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    return task
 
 
 @task_app.command("submit")
@@ -33,7 +81,7 @@ def submit(
     url: str = UrlOpt,
     api_key: str = KeyOpt,
 ) -> None:
-    """Queue a task (and optionally wait for its result)."""
+    """Queue a task (and optionally wait for its result, showing its progress)."""
     from portside import PortsideError
 
     raw = sys.stdin.read() if input_json == "-" else input_json
@@ -52,12 +100,19 @@ def submit(
                 max_attempts=max_attempts,
             )
             if wait:
-                with console.status(f"waiting for {task.id} ..."):
-                    task = c.tasks.wait(task.id, timeout=timeout)
+                err.print(f"task {task.id} {task.status} ({capability}); waiting (Ctrl-C stops waiting, not the task)")
+                _warn_if_unserved(c, capability)
+                try:
+                    task = follow(c, task, timeout)
+                except KeyboardInterrupt:
+                    err.print(f"stopped waiting; the task is still queued or running: portside task get {task.id}")
+                    raise typer.Exit(130) from None
     except PortsideError as exc:
         raise _fail(exc) from exc
     _print_task(task)
     if wait and task.status != "succeeded":
+        if not task.done:
+            err.print(f"{task.id} is still {task.status} after {timeout or 0:g}s: portside task get {task.id}")
         raise typer.Exit(1)
 
 
@@ -95,10 +150,11 @@ def ls(
             page = c.tasks.list(status=status, capability=capability, limit=limit)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    table = Table("id", "capability", "status", "attempt", "worker", "created")
-    for t in page.items:
-        table.add_row(t.id, t.capability, t.status, f"{t.attempt}/{t.max_attempts}", t.worker_id or "", t.created_at)
-    console.print(table)
+    rows = [
+        (t.id, t.capability, t.status, f"{t.attempt}/{t.max_attempts}", t.worker_id or "", t.created_at or "")
+        for t in page.items
+    ]
+    emit(page, fit_table(("id", "capability", "status", "attempt", "worker", "created"), rows))
 
 
 @task_app.command("cancel")
@@ -116,7 +172,7 @@ def cancel(
             task = c.tasks.cancel(task_id, reason=reason)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    err.print(f"{task.id}: {task.status}")
+    emit(task, f"{task.id}: {task.status}")
 
 
 @worker_app.command("ls")
@@ -129,8 +185,15 @@ def workers_ls(url: str = UrlOpt, api_key: str = KeyOpt) -> None:
             workers = c.workers.list()
     except PortsideError as exc:
         raise _fail(exc) from exc
-    table = Table("id", "kind", "status", "capabilities", "leases", "last heartbeat")
-    for w in workers:
-        caps = ", ".join(f"{c['type']}x{c.get('concurrency', 1)}" for c in w.capabilities)
-        table.add_row(w.id, w.kind, w.status, caps, str(w.active_leases), w.last_heartbeat_at or "")
-    console.print(table)
+    rows = [
+        (
+            w.id,
+            w.kind,
+            w.status,
+            "\n".join(f"{c['type']} (concurrency {c.get('concurrency', 1)})" for c in w.capabilities),
+            w.active_leases,
+            w.last_heartbeat_at or "",
+        )
+        for w in workers
+    ]
+    emit(workers, fit_table(("id", "kind", "status", "capabilities", "leases", "last heartbeat"), rows))

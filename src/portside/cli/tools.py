@@ -10,13 +10,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from portside.cli.common import KeyOpt, UrlOpt, console, err
+from portside.cli.common import KeyOpt, UrlOpt, as_json, console, emit, err, print_json
 from portside.cli.common import client_from as _client
 from portside.cli.common import exit_with as _fail
 
 tool_app = typer.Typer(help="Tool review: submit, status, decide, sign and verify (SchemaPin).", no_args_is_help=True)
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON (same as --output json).")
 
 
 def _load_json(path: Path) -> Any:
@@ -69,7 +69,7 @@ def submit(
         raise _fail(exc) from exc
     if as_json:
         out = {"session": session.model_dump(), "analysis": analysis.model_dump() if analysis else None}
-        console.print_json(json.dumps(out, default=str))
+        print_json(out)
         return
     _show_session(session, analysis)
 
@@ -87,7 +87,7 @@ def status(review_id: str, as_json: bool = JsonOpt, url: str = UrlOpt, api_key: 
         raise _fail(exc) from exc
     if as_json:
         out = {"session": session.model_dump(), "analysis": analysis.model_dump() if analysis else None}
-        console.print_json(json.dumps(out, default=str))
+        print_json(out)
         return
     _show_session(session, analysis)
 
@@ -108,13 +108,13 @@ def decide(
             session = c.reviews.decide(review_id, decision, reason=reason)
     except PortsideError as exc:
         raise _fail(exc) from exc
-    console.print(f"{session.review_id}: {session.status}")
+    emit(session, f"{session.review_id}: {session.status}")
 
 
 @tool_app.command("sign")
 def sign(
     review_id: str,
-    output: Path = typer.Option(None, "--output", "-o", help="Write the signed tool JSON here."),
+    save: Path = typer.Option(None, "--save", "-f", help="Write the signed tool JSON to this file."),
     url: str = UrlOpt,
     api_key: str = KeyOpt,
 ) -> None:
@@ -127,9 +127,9 @@ def sign(
     except PortsideError as exc:
         raise _fail(exc) from exc
     text = json.dumps(signed.model_dump(), indent=2, ensure_ascii=False)
-    if output:
-        output.write_text(text + "\n", encoding="utf-8")
-        err.print(f"signed by {signed.key_fingerprint}; saved to {output}")
+    if save:
+        save.write_text(text + "\n", encoding="utf-8")
+        err.print(f"signed by {signed.key_fingerprint}; saved to {save}")
     else:
         sys.stdout.write(text + "\n")
 
@@ -150,9 +150,20 @@ def verify(
     pem = public_key.read_text(encoding="utf-8") if public_key else None
     wk = _load_json(well_known) if well_known else None
     result = verify_signed_document(doc, public_key_pem=pem, well_known=wk, fingerprint=fingerprint)
+    verdict = {
+        "valid": result.valid,
+        "reason": result.reason,
+        "fingerprint": result.fingerprint,
+        "pinned": result.pinned,
+    }
     if not result.valid:
+        if as_json():
+            print_json(verdict)
         err.print(f"[red]INVALID[/red]: {result.reason}")
         raise typer.Exit(1)
+    if as_json():
+        print_json(verdict)
+        return
     console.print(f"[green]VALID[/green]: {doc['tool'].get('name')!r} signed by {result.fingerprint}")
     if not result.pinned:
         err.print("note: checked with the key inside the file; pin it with --public-key, --well-known or --fingerprint")

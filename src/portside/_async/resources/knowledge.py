@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -99,6 +99,17 @@ class AsyncKnowledge:
         """Items by id (without content); pass ``next_cursor`` back as ``cursor`` for the next page."""
         params = {"agent_id": agent_id, "limit": limit, "cursor": cursor}
         return KnowledgeItemList.model_validate(await self._http.json("GET", "/v1/knowledge", params=params))
+
+    async def iter_all(self, *, agent_id: str | None = None, page_size: int = 100) -> AsyncIterator[KnowledgeItem]:
+        """Every item (without content), fetched page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(agent_id=agent_id, limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if not page.next_cursor or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
 
     async def delete(self, item_id: str) -> None:
         """Delete an item and its vectors (404 if it does not exist)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from portside._async._http import AsyncHTTP
@@ -38,6 +39,19 @@ class AsyncReviews:
     ) -> ReviewPage:
         params = {"status": status, "author": author, "page": page, "limit": limit}
         return ReviewPage.model_validate(await self._http.json("GET", "/v1/reviews", params=params))
+
+    async def iter_all(
+        self, *, status: str | None = None, author: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[ReviewSession]:
+        """Every matching review session, fetched page by page."""
+        page_no = 1
+        while True:
+            page = await self.list(status=status, author=author, page=page_no, limit=page_size)
+            for item in page.items:
+                yield item
+            if not page.has_next or not page.items:
+                return
+            page_no += 1
 
     async def wait(self, review_id: str, *, until: str = "analysis", timeout: float = 60.0) -> ReviewSession:
         """Wait for the analysis (``until="analysis"``) or a final status (``until="decision"``)."""

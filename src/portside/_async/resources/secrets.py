@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from portside._async._http import AsyncHTTP
-from portside.types.secrets import Secret, SecretAuditPage, SecretBackend, SecretInfo, SecretList
+from portside.types.secrets import Secret, SecretAuditEvent, SecretAuditPage, SecretBackend, SecretInfo, SecretList
 
 
 class AsyncSecrets:
@@ -43,3 +44,16 @@ class AsyncSecrets:
     ) -> SecretAuditPage:
         params = {"agent_id": agent_id, "action": action, "limit": limit, "cursor": cursor}
         return SecretAuditPage.model_validate(await self._http.json("GET", "/v1/audit/secrets", params=params))
+
+    async def iter_audit(
+        self, *, agent_id: str | None = None, action: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[SecretAuditEvent]:
+        """Every matching audit event, fetched page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.audit(agent_id=agent_id, action=action, limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if not page.next_cursor or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor

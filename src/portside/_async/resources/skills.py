@@ -6,6 +6,7 @@ SDK may retry it safely: the server replays the first response instead of acting
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from portside._async._http import AsyncHTTP, new_idempotency_key
@@ -94,6 +95,19 @@ class AsyncSkills:
     ) -> SkillCandidateList:
         params = {"status": status, "skill_key": skill_key, "limit": limit, "offset": offset}
         return SkillCandidateList.model_validate(await self._http.json("GET", f"{_BASE}/candidates", params=params))
+
+    async def iter_candidates(
+        self, *, status: str | None = None, skill_key: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[SkillCandidate]:
+        """Every matching candidate, fetched page by page."""
+        offset = 0
+        while True:
+            page = await self.list_candidates(status=status, skill_key=skill_key, limit=page_size, offset=offset)
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
 
     async def get_candidate(self, candidate_id: str) -> SkillCandidate:
         return SkillCandidate.model_validate(await self._http.json("GET", f"{_BASE}/candidates/{candidate_id}"))
@@ -199,6 +213,26 @@ class AsyncSkills:
             "offset": offset,
         }
         return SkillReleaseList.model_validate(await self._http.json("GET", f"{_BASE}/releases", params=params))
+
+    async def iter_releases(
+        self,
+        *,
+        skill_key: str | None = None,
+        active_only: bool = False,
+        stage: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[SkillRelease]:
+        """Every matching release, fetched page by page."""
+        offset = 0
+        while True:
+            page = await self.list_releases(
+                skill_key=skill_key, active_only=active_only, stage=stage, limit=page_size, offset=offset
+            )
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
 
     async def get_release(self, release_id: str) -> SkillRelease:
         return SkillRelease.model_validate(await self._http.json("GET", f"{_BASE}/releases/{release_id}"))

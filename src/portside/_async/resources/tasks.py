@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import AsyncIterator
 from time import monotonic
 from typing import Any
 
@@ -100,6 +101,26 @@ class AsyncTasks:
         params = {"status": status, "capability": capability, "worker_id": worker_id, "limit": limit, "cursor": cursor}
         data = await self._http.json("GET", "/v1/tasks", params=params)
         return Page[Task](items=[Task.model_validate(t) for t in data["items"]], next_cursor=data.get("next_cursor"))
+
+    async def iter_all(
+        self,
+        *,
+        status: str | None = None,
+        capability: str | None = None,
+        worker_id: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[Task]:
+        """Every matching task, newest first, fetched page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(
+                status=status, capability=capability, worker_id=worker_id, limit=page_size, cursor=cursor
+            )
+            for item in page.items:
+                yield item
+            if not page.next_cursor or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
 
     async def counts(self, *, capability: str | None = None) -> dict[str, int]:
         """Number of tasks in each status (``queued``, ``running``, ``succeeded``, ...)."""

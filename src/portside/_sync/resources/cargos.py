@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from portside._sync._http import HTTP, new_idempotency_key
@@ -34,6 +35,17 @@ class Cargos:
         """One page of cargos: external ones by default, sandboxes' own with ``managed=True``."""
         params = {"limit": limit, "cursor": cursor, "managed": None if managed is None else str(managed).lower()}
         return CargoPage.model_validate(self._http.json("GET", "/v1/cargos", params=params))
+
+    def iter_all(self, *, managed: bool | None = None, page_size: int = 100) -> Iterator[CargoInfo]:
+        """Every cargo, fetched page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.list(limit=page_size, cursor=cursor, managed=managed)
+            for item in page.items:
+                yield item
+            if not page.next_cursor or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
 
     def delete(self, cargo_id: str) -> None:
         """Delete a cargo and its files (``ConflictError`` while a sandbox uses it)."""

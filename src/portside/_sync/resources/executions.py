@@ -53,6 +53,19 @@ class Executions:
         data = self._http.json("GET", "/v1/executions", params=params)
         return Page[Execution](items=[Execution.model_validate(e) for e in data["items"]], total=data["total"])
 
+    def iter_all(
+        self, *, flow_id: str | None = None, status: str | None = None, page_size: int = 100
+    ) -> Iterator[Execution]:
+        """Every matching execution, newest first, fetched page by page."""
+        offset = 0
+        while True:
+            page = self.list(flow_id=flow_id, status=status, limit=page_size, offset=offset)
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= (page.total or 0):
+                return
+
     def wait(self, execution_id: str, *, timeout: float | None = 300.0) -> Execution:
         """Wait until the execution finishes, or ``timeout`` seconds pass (None: no limit).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from portside._sync._http import HTTP
@@ -39,6 +40,19 @@ class Reviews:
     ) -> ReviewPage:
         params = {"status": status, "author": author, "page": page, "limit": limit}
         return ReviewPage.model_validate(self._http.json("GET", "/v1/reviews", params=params))
+
+    def iter_all(
+        self, *, status: str | None = None, author: str | None = None, page_size: int = 100
+    ) -> Iterator[ReviewSession]:
+        """Every matching review session, fetched page by page."""
+        page_no = 1
+        while True:
+            page = self.list(status=status, author=author, page=page_no, limit=page_size)
+            for item in page.items:
+                yield item
+            if not page.has_next or not page.items:
+                return
+            page_no += 1
 
     def wait(self, review_id: str, *, until: str = "analysis", timeout: float = 60.0) -> ReviewSession:
         """Wait for the analysis (``until="analysis"``) or a final status (``until="decision"``)."""

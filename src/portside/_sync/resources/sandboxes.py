@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import builtins
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -266,6 +266,21 @@ class Sandbox:
         }
         return ExecutionList.model_validate(self._http.json("GET", f"{self._base}/history", params=params))
 
+    def iter_history(
+        self, *, exec_type: str | None = None, success_only: bool = False, tags: Tags = None, page_size: int = 100
+    ) -> Iterator[Execution]:
+        """Every recorded execution, newest first, fetched page by page."""
+        offset = 0
+        while True:
+            page = self.history(
+                exec_type=exec_type, success_only=success_only, tags=tags, limit=page_size, offset=offset
+            )
+            for entry in page.entries:
+                yield entry
+            offset += len(page.entries)
+            if not page.entries or offset >= page.total:
+                return
+
     def get_execution(self, execution_id: str) -> Execution:
         return Execution.model_validate(self._http.json("GET", f"{self._base}/history/{execution_id}"))
 
@@ -342,6 +357,17 @@ class Sandboxes:
         """One page of sandboxes, newest first; pass ``next_cursor`` back as ``cursor``."""
         params = {"limit": limit, "cursor": cursor, "status": status}
         return SandboxPage.model_validate(self._http.json("GET", "/v1/sandboxes", params=params))
+
+    def iter_all(self, *, status: str | None = None, page_size: int = 100) -> Iterator[SandboxInfo]:
+        """Every sandbox, newest first, fetched page by page (``for s in client.sandboxes.iter_all()``)."""
+        cursor: str | None = None
+        while True:
+            page = self.list(limit=page_size, cursor=cursor, status=status)
+            for item in page.items:
+                yield item
+            if not page.next_cursor or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor
 
     def profiles(self, *, detail: bool = False) -> builtins.list[Profile]:
         """The sandbox presets the server offers."""

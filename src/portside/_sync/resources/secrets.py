@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from portside._sync._http import HTTP
-from portside.types.secrets import Secret, SecretAuditPage, SecretBackend, SecretInfo, SecretList
+from portside.types.secrets import Secret, SecretAuditEvent, SecretAuditPage, SecretBackend, SecretInfo, SecretList
 
 
 class Secrets:
@@ -44,3 +45,16 @@ class Secrets:
     ) -> SecretAuditPage:
         params = {"agent_id": agent_id, "action": action, "limit": limit, "cursor": cursor}
         return SecretAuditPage.model_validate(self._http.json("GET", "/v1/audit/secrets", params=params))
+
+    def iter_audit(
+        self, *, agent_id: str | None = None, action: str | None = None, page_size: int = 100
+    ) -> Iterator[SecretAuditEvent]:
+        """Every matching audit event, fetched page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.audit(agent_id=agent_id, action=action, limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if not page.next_cursor or page.next_cursor == cursor:
+                return
+            cursor = page.next_cursor

@@ -7,6 +7,7 @@ SDK may retry it safely: the server replays the first response instead of acting
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from portside._sync._http import HTTP, new_idempotency_key
@@ -95,6 +96,19 @@ class Skills:
     ) -> SkillCandidateList:
         params = {"status": status, "skill_key": skill_key, "limit": limit, "offset": offset}
         return SkillCandidateList.model_validate(self._http.json("GET", f"{_BASE}/candidates", params=params))
+
+    def iter_candidates(
+        self, *, status: str | None = None, skill_key: str | None = None, page_size: int = 100
+    ) -> Iterator[SkillCandidate]:
+        """Every matching candidate, fetched page by page."""
+        offset = 0
+        while True:
+            page = self.list_candidates(status=status, skill_key=skill_key, limit=page_size, offset=offset)
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
 
     def get_candidate(self, candidate_id: str) -> SkillCandidate:
         return SkillCandidate.model_validate(self._http.json("GET", f"{_BASE}/candidates/{candidate_id}"))
@@ -200,6 +214,26 @@ class Skills:
             "offset": offset,
         }
         return SkillReleaseList.model_validate(self._http.json("GET", f"{_BASE}/releases", params=params))
+
+    def iter_releases(
+        self,
+        *,
+        skill_key: str | None = None,
+        active_only: bool = False,
+        stage: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[SkillRelease]:
+        """Every matching release, fetched page by page."""
+        offset = 0
+        while True:
+            page = self.list_releases(
+                skill_key=skill_key, active_only=active_only, stage=stage, limit=page_size, offset=offset
+            )
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
 
     def get_release(self, release_id: str) -> SkillRelease:
         return SkillRelease.model_validate(self._http.json("GET", f"{_BASE}/releases/{release_id}"))
