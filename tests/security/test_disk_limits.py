@@ -6,10 +6,12 @@ Real bwrap sandboxes behind the real app (ASGI transport, SQLite). Each cargo is
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from fastapi import FastAPI
 
 from portside.server.app import create_app
 from portside.server.sandboxes.drivers import Resources
-from portside.server.sandboxes.drivers.volumes import image_of, open_volumes
+from portside.server.sandboxes.drivers.volumes import LoopVolumes, image_of, open_volumes
 from portside.server.sandboxes.profiles import (
     CAPABILITY_FILESYSTEM,
     CAPABILITY_PYTHON,
@@ -34,9 +36,9 @@ MB = 1024 * 1024
 WORKSPACE_MB = 64
 OVERHEAD = 4 * MB  # filesystem metadata a full image may hold beyond its limit
 
-pytestmark = pytest.mark.skipif(
-    not open_volumes(Path("/tmp/portside-volume-probe")).enforced, reason="needs root and loop devices"
-)
+with tempfile.TemporaryDirectory() as _probe_dir:
+    _ENFORCED = open_volumes(Path(_probe_dir)).enforced
+pytestmark = pytest.mark.skipif(not _ENFORCED, reason="needs root and loop devices")
 
 WRITE_PY = f"""
 import errno
@@ -129,6 +131,15 @@ def _loops_under(root: Path) -> list[str]:
     return found
 
 
+async def _eventually(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
 def _disk_bytes(path: Path) -> int:
     return os.stat(path).st_blocks * 512
 
@@ -189,10 +200,8 @@ async def test_workspace_write_past_limit_is_enospc(ps: Portside) -> None:
 
     # Freeing space inside gives it back (to the sandbox, and to the host: deleted blocks are discarded).
     await ps.shell(sid, "rm /workspace/big.bin /workspace/more.bin && sync")
-    deadline = time.monotonic() + 20  # ext4 discards freed blocks after its journal commits
-    while _disk_bytes(image_of(ws)) >= 8 * MB and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _disk_bytes(image_of(ws)) < 8 * MB
+    # ext4 discards freed blocks after its journal commits
+    assert await _eventually(lambda: _disk_bytes(image_of(ws)) < 8 * MB, 20), _disk_bytes(image_of(ws))
     assert (await ps.shell(sid, "head -c 1048576 /dev/zero > /workspace/ok.bin"))["exit_code"] == 0
 
     _ok(await ps.c.delete(f"/v1/sandboxes/{sid}"))
@@ -238,10 +247,8 @@ async def test_expiry_after_agent_killed_removes_the_workspace(ps: Portside) -> 
     deadline = time.monotonic() + 30
     while _ok(await ps.c.get(f"/v1/sandboxes/{sb['id']}"))["status"] != "expired":
         assert time.monotonic() < deadline, "the reaper did not expire the sandbox"
-        time.sleep(0.2)
-    deadline = time.monotonic() + 10
-    while ws.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+        await asyncio.sleep(0.2)
+    assert await _eventually(lambda: not ws.exists(), 10)
     assert not ws.exists() and not image_of(ws).exists()
     assert _mounts_under(ws.parent) == [] and _loops_under(ws.parent) == []
     _ok(await ps.c.delete(f"/v1/sandboxes/{sb['id']}"))  # an expired sandbox can still be deleted
@@ -290,3 +297,21 @@ async def test_fallback_without_loop_devices_is_loud(tmp_path: Path) -> None:
     async for ps in _portside(_settings(tmp_path / "data2")):
         checks = _ok(await ps.c.get("/v1/ready"))["checks"]
         assert checks["sandbox_driver"]["disk_limits"] == {"enforced": True, "backend": "loop-ext4"}
+
+
+def test_mounts_left_by_a_dead_server_are_adopted_and_released(tmp_path: Path) -> None:
+    """A server killed with -9 leaves its cargo mounts; the next one reuses them and releases them at shutdown."""
+    cargos = tmp_path / "cargos"
+    dead = LoopVolumes(tmp_path / "templates")
+    dead.create(cargos / "cargo_a", 8)
+    (cargos / "cargo_a" / "kept.txt").write_text("kept")
+    # ... the process dies here without close(): the mount stays.
+    fresh = LoopVolumes(tmp_path / "templates")
+    assert fresh.adopt_mounts(cargos) == 1 and fresh.is_mounted(cargos / "cargo_a")
+    assert (cargos / "cargo_a" / "kept.txt").read_text() == "kept"
+    fresh.close()
+    assert _mounts_under(tmp_path) == [] and _loops_under(tmp_path) == []
+    fresh.mount(cargos / "cargo_a")
+    assert (cargos / "cargo_a" / "kept.txt").read_text() == "kept"
+    fresh.destroy(cargos / "cargo_a")
+    assert not (cargos / "cargo_a").exists() and _loops_under(tmp_path) == []

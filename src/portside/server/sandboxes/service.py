@@ -638,6 +638,9 @@ class SandboxService:
 
     async def recover(self) -> None:
         """After a restart no runtime survives: sandboxes this node ran become idle (files intact)."""
+        adopted = await asyncio.to_thread(self.volumes.adopt_mounts, self.cargo_root)
+        if adopted:
+            log.info("reusing %d cargo volume(s) still mounted by a previous server process", adopted)
         async with self.db.transaction() as s:
             rows = (
                 (

@@ -78,6 +78,10 @@ class Volumes:
         """True when ``path`` is ready to use without calling :meth:`mount` (cheap, no syscall)."""
         return False
 
+    def adopt_mounts(self, root: Path) -> int:
+        """Take over volumes under ``root`` still mounted by a server that died (so :meth:`close` releases them)."""
+        return 0
+
     def unmount(self, path: Path) -> None:
         """Release the volume's mount (its data stays); idempotent."""
 
@@ -294,6 +298,21 @@ class LoopVolumes(Volumes):
 
     def is_mounted(self, path: Path) -> bool:
         return path in self._mounted
+
+    def adopt_mounts(self, root: Path) -> int:
+        prefix = os.fsencode(root) + b"/"
+        found = 0
+        with open("/proc/self/mountinfo", "rb") as fh:
+            for line in fh:
+                point = line.split()[4]
+                if not point.startswith(prefix):
+                    continue
+                path = Path(os.fsdecode(point.decode("unicode_escape").encode("latin-1")))
+                if path.parent == root and image_of(path).exists():
+                    with self._lock:
+                        self._mounted.add(path)
+                    found += 1
+        return found
 
     def unmount(self, path: Path) -> None:
         with self._lock:
