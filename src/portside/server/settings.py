@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     sandbox_bwrap: str = Field(default="bwrap", description="The bubblewrap binary (a name on PATH or a path).")
     sandbox_warm_pool: int = Field(default=2, description="Pre-started sandboxes kept per default profile.")
     sandbox_default_cargo_mb: int = Field(default=1024, description="Size limit of a sandbox's own cargo.")
+    sandbox_disk_limits: bool = Field(
+        default=True,
+        description="Give each cargo a size-limited filesystem (loop-mounted ext4 image; needs root and loop "
+        "devices, else a warning and plain directories).",
+    )
     sandbox_max_file_mb: int = Field(default=256, description="Largest file accepted by write/upload.")
     sandbox_reaper_interval: float = Field(default=5.0, description="Seconds between TTL/idle sweeps.")
     sandbox_idle_timeout: int = Field(default=1800, description="Seconds of inactivity before a session stops.")

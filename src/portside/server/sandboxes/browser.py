@@ -579,7 +579,7 @@ class BrowserService:
         ref = trace_ref if "/" in trace_ref else f"{STATE_DIR}/traces/{trace_ref}/trace.json"
         if not ref.startswith(f"{STATE_DIR}/traces/"):
             raise NotFound(f"trace {trace_ref} not found", details={"trace_ref": trace_ref})
-        workspace = self.sandboxes.workspace(row.cargo_id)
+        workspace = await self.sandboxes.workspace_ready(row.cargo_id)
         try:
             data = await asyncio.to_thread(files.read_bytes, workspace, ref, 16 * 1024 * 1024)
             trace = json.loads(data)

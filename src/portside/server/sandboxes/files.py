@@ -10,6 +10,7 @@ Writes are size-checked against the cargo's limit before any byte lands.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -162,4 +163,6 @@ def ensure_error_free(exc: BaseException) -> DomainError:
         return InvalidInput(str(exc.strerror or exc), code="invalid_path")
     if isinstance(exc, PermissionError):
         return InvalidInput("permission denied", code="invalid_path")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CargoFull("the cargo volume is full", details={"errno": exc.errno})
     return InvalidInput(f"file operation failed: {exc}", code="invalid_path")

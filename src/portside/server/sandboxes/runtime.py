@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from portside.server.sandboxes.drivers.base import Resources, SandboxDriver, SandboxHandle, SandboxSpec
+from portside.server.sandboxes.drivers.volumes import PlainVolumes, Volumes
 
 log = logging.getLogger("portside.sandboxes")
 
@@ -27,9 +28,10 @@ class WarmPool(Protocol):
 class RuntimeManager:
     """Starts, finds and stops sandbox runtimes; one start per sandbox at a time."""
 
-    def __init__(self, driver: SandboxDriver, pool: WarmPool | None = None) -> None:
+    def __init__(self, driver: SandboxDriver, pool: WarmPool | None = None, volumes: Volumes | None = None) -> None:
         self.driver = driver
         self.pool = pool
+        self.volumes = volumes or PlainVolumes()
         self._handles: dict[str, SandboxHandle] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -48,13 +50,19 @@ class RuntimeManager:
     async def start(
         self, sandbox_id: str, workspace: Path, resources: Resources, *, fresh_workspace: bool = False
     ) -> SandboxHandle:
-        """Start a runtime for the sandbox (from the warm pool when its workspace is new and empty)."""
+        """Start a runtime for the sandbox (from the warm pool when its workspace is new and empty).
+
+        A fresh workspace becomes a volume of ``resources.disk_mb`` (when set); an existing one is mounted.
+        """
         spec = SandboxSpec(sandbox_id=sandbox_id, workspace=workspace, resources=resources)
         handle: SandboxHandle | None = None
         if fresh_workspace and self.pool is not None:
             handle = await self.pool.try_acquire(spec)
         if handle is None:
-            await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
+            if fresh_workspace and resources.disk_mb is not None:
+                await asyncio.to_thread(self.volumes.create, workspace, resources.disk_mb)
+            elif not self.volumes.is_mounted(workspace):
+                await asyncio.to_thread(self.volumes.mount, workspace)
             handle = await self.driver.start(spec)
         self._handles[sandbox_id] = handle
         return handle
@@ -78,3 +86,4 @@ class RuntimeManager:
         if self.pool is not None:
             await self.pool.close()
         await self.driver.close()
+        await asyncio.to_thread(self.volumes.close)

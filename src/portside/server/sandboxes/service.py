@@ -16,8 +16,7 @@ from portside.server.clock import utcnow
 from portside.server.errors import Conflict, DomainError, InvalidInput, NotFound, UpstreamTimeout
 from portside.server.ids import new_id
 from portside.server.sandboxes import files
-from portside.server.sandboxes.drivers import safefs
-from portside.server.sandboxes.drivers.base import SandboxHandle
+from portside.server.sandboxes.drivers.base import Resources, SandboxHandle
 from portside.server.sandboxes.drivers.paths import workspace_relative
 from portside.server.sandboxes.drivers.unavailable import DriverUnavailable
 from portside.server.sandboxes.history import HistoryService
@@ -90,6 +89,7 @@ class SandboxService:
         self.profiles = profiles or ProfileRegistry()
         self.history = history or HistoryService(db)
         self.cargo_root = settings.data_dir.resolve() / "cargos"
+        self.volumes = runtimes.volumes
         self.node_id = f"{settings.instance_name}-{os.getpid()}"
         self.driver_name = runtimes.driver.name
         self._rows: dict[str, tuple[float, SandboxRow]] = {}
@@ -98,8 +98,27 @@ class SandboxService:
     # ------------------------------------------------------------------ helpers
 
     def workspace(self, cargo_id: str) -> Path:
-        """The host directory of a cargo."""
+        """The host directory of a cargo (its volume's mount point)."""
         return self.cargo_root / cargo_id
+
+    async def workspace_ready(self, cargo_id: str) -> Path:
+        """The host directory of a cargo, its volume mounted (again, after a restart) if needed."""
+        ws = self.workspace(cargo_id)
+        if not self.volumes.is_mounted(ws):
+            await asyncio.to_thread(self.volumes.mount, ws)
+        return ws
+
+    async def _destroy_workspace(self, cargo_id: str) -> None:
+        """Remove a cargo's volume and files (works whatever state its sandbox's processes are in)."""
+        try:
+            await asyncio.to_thread(self.volumes.destroy, self.workspace(cargo_id))
+        except OSError:
+            log.exception("could not remove the workspace of cargo %s", cargo_id)
+
+    def fresh_resources(self, profile: Profile) -> Resources:
+        """The profile's resources with the size of a sandbox's own workspace filled in."""
+        disk_mb = profile.resources.disk_mb or self.settings.sandbox_default_cargo_mb
+        return profile.resources.model_copy(update={"disk_mb": disk_mb})
 
     async def _row(self, caller: Principal, sandbox_id: str) -> SandboxRow:
         """The caller's sandbox record (cached briefly: executions read it on every call)."""
@@ -183,6 +202,7 @@ class SandboxService:
             raise InvalidInput(f"ttl must be between 0 and {MAX_TTL} seconds", details={"ttl": ttl})
         sandbox_id = new_id("sbx")
         fresh = cargo_id is None
+        resources = self.fresh_resources(prof) if fresh else prof.resources
         if cargo_id is not None:
             cargo = await self._cargo(caller, cargo_id)
             if cargo.managed:
@@ -197,15 +217,15 @@ class SandboxService:
                 managed=True,
                 managed_by_sandbox_id=sandbox_id,
                 backend="local",
-                size_limit_mb=self.settings.sandbox_default_cargo_mb,
+                size_limit_mb=resources.disk_mb or self.settings.sandbox_default_cargo_mb,
                 last_accessed_at=utcnow(),
             )
         async with self.runtimes.lock(sandbox_id):
             try:
-                await self.runtimes.start(sandbox_id, self.workspace(cargo.id), prof.resources, fresh_workspace=fresh)
+                await self.runtimes.start(sandbox_id, self.workspace(cargo.id), resources, fresh_workspace=fresh)
             except Exception as exc:
                 if fresh:
-                    await asyncio.to_thread(safefs.remove_tree, self.workspace(cargo.id), ignore_errors=True)
+                    await self._destroy_workspace(cargo.id)
                 if isinstance(exc, DriverUnavailable):
                     raise
                 log.exception("sandbox %s failed to start", sandbox_id)
@@ -239,7 +259,7 @@ class SandboxService:
             except BaseException:
                 await self.runtimes.stop(sandbox_id)
                 if fresh:
-                    await asyncio.to_thread(safefs.remove_tree, self.workspace(cargo.id), ignore_errors=True)
+                    await self._destroy_workspace(cargo.id)
                 raise
         self._remember(row)
         return self._info(row)
@@ -321,7 +341,7 @@ class SandboxService:
         async with self.runtimes.lock(row.id):
             await self.runtimes.stop(row.id)
         now = utcnow()
-        managed_dir: Path | None = None
+        managed: str | None = None
         async with self.db.transaction() as s:
             srow = await s.get(SandboxRow, row.id)
             cargo = await s.get(CargoRow, row.cargo_id)
@@ -330,10 +350,10 @@ class SandboxService:
                 srow.status = IDLE
             if cargo is not None and cargo.managed and cargo.deleted_at is None:
                 cargo.deleted_at = now
-                managed_dir = self.workspace(cargo.id)
+                managed = cargo.id
         self._forget(row.id)
-        if managed_dir is not None:
-            await asyncio.to_thread(safefs.remove_tree, managed_dir, ignore_errors=True)
+        if managed is not None:
+            await self._destroy_workspace(managed)
 
     async def extend_ttl(self, caller: Principal, sandbox_id: str, seconds: int) -> SandboxInfo:
         if not 1 <= seconds <= MAX_TTL:
@@ -501,9 +521,7 @@ class SandboxService:
         async with self.db.session() as s:
             cargo = await s.get(CargoRow, row.cargo_id)
         limit_mb = cargo.size_limit_mb if cargo else self.settings.sandbox_default_cargo_mb
-        ws = self.workspace(row.cargo_id)
-        ws.mkdir(parents=True, exist_ok=True)
-        return ws, limit_mb * 1024 * 1024
+        return await self.workspace_ready(row.cargo_id), limit_mb * 1024 * 1024
 
     @property
     def max_file_bytes(self) -> int:
@@ -524,14 +542,18 @@ class SandboxService:
             size_limit_mb=size,
             last_accessed_at=now,
         )
-        async with self.db.transaction() as s:
-            s.add(row)
-        self.workspace(row.id).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.volumes.create, self.workspace(row.id), size)
+        try:
+            async with self.db.transaction() as s:
+                s.add(row)
+        except BaseException:
+            await self._destroy_workspace(row.id)
+            raise
         return CargoInfo.of(row, 0)
 
     async def get_cargo(self, caller: Principal, cargo_id: str) -> CargoInfo:
         row = await self._cargo(caller, cargo_id)
-        used = await asyncio.to_thread(files.usage_bytes, self.workspace(row.id))
+        used = await asyncio.to_thread(files.usage_bytes, await self.workspace_ready(row.id))
         return CargoInfo.of(row, used)
 
     async def list_cargos(
@@ -570,14 +592,23 @@ class SandboxService:
             cargo = await s.get(CargoRow, row.id)
             if cargo is not None:
                 cargo.deleted_at = utcnow()
-        await asyncio.to_thread(safefs.remove_tree, self.workspace(cargo_id), ignore_errors=True)
+        await self._destroy_workspace(cargo_id)
 
     # ------------------------------------------------------------------ background
 
     async def _expire(self, sandbox_id: str) -> None:
+        """Stop the runtime and remove the sandbox's own cargo: nothing can use an expired sandbox's files."""
         async with self.runtimes.lock(sandbox_id):
             await self.runtimes.stop(sandbox_id)
-        await self._set(sandbox_id, status=EXPIRED, idle_expires_at=None, session_id=None)
+        row = await self._set(sandbox_id, status=EXPIRED, idle_expires_at=None, session_id=None)
+        managed: str | None = None
+        async with self.db.transaction() as s:
+            cargo = await s.get(CargoRow, row.cargo_id)
+            if cargo is not None and cargo.managed and cargo.deleted_at is None:
+                cargo.deleted_at = utcnow()
+                managed = cargo.id
+        if managed is not None:
+            await self._destroy_workspace(managed)
 
     async def reap(self) -> int:
         """Expire sandboxes past their TTL and stop runtimes idle past their deadline."""
@@ -612,6 +643,9 @@ class SandboxService:
 
     async def recover(self) -> None:
         """After a restart no runtime survives: sandboxes this node ran become idle (files intact)."""
+        adopted = await asyncio.to_thread(self.volumes.adopt_mounts, self.cargo_root)
+        if adopted:
+            log.info("reusing %d cargo volume(s) still mounted by a previous server process", adopted)
         async with self.db.transaction() as s:
             rows = (
                 (

@@ -21,6 +21,7 @@ from portside.server.sandboxes import files
 from portside.server.sandboxes.drivers import SandboxDriver, create_driver
 from portside.server.sandboxes.drivers.pool import WarmPool
 from portside.server.sandboxes.drivers.unavailable import UnavailableDriver
+from portside.server.sandboxes.drivers.volumes import open_volumes
 from portside.server.sandboxes.profiles import ProfileRegistry
 from portside.server.sandboxes.runtime import RuntimeManager
 from portside.server.sandboxes.schemas import (
@@ -390,19 +391,31 @@ def install(app: FastAPI, ctx: AppContext) -> None:
         )
         ctx.warnings.append(warning)
         log.warning(warning)
+    volumes = open_volumes(settings.data_dir.resolve() / "volumes", enabled=settings.sandbox_disk_limits)
+    if not volumes.enforced:
+        warning = (
+            f"sandbox disk limits are NOT enforced at the filesystem level ({volumes.reason}): a sandbox can "
+            "fill the host disk; only the files API checks cargo sizes."
+        )
+        ctx.warnings.append(warning)
+        log.warning(warning)
     pool: WarmPool | None = None
     profiles = ProfileRegistry()
     if settings.sandbox_warm_pool > 0 and not isinstance(driver, UnavailableDriver):
-        pool = WarmPool(driver, settings.data_dir.resolve() / "pool", size=settings.sandbox_warm_pool)
-        pool.add_profile(profiles.get("python-default").resources)
-    runtimes = RuntimeManager(driver, pool)
+        pool = WarmPool(driver, settings.data_dir.resolve() / "pool", size=settings.sandbox_warm_pool, volumes=volumes)
+    runtimes = RuntimeManager(driver, pool, volumes)
     service = SandboxService(ctx.db, settings, runtimes, profiles)
+    if pool is not None:
+        pool.add_profile(service.fresh_resources(profiles.get("python-default")))
     ctx.services["sandboxes"] = service
-    ctx.readiness["sandbox_driver"] = (
-        driver.details()
-        if isinstance(driver, UnavailableDriver)
-        else {"name": driver.name, "isolated": driver.isolated, "available": True}
-    )
+    ctx.readiness["sandbox_driver"] = {
+        **(
+            driver.details()
+            if isinstance(driver, UnavailableDriver)
+            else {"name": driver.name, "isolated": driver.isolated, "available": True}
+        ),
+        "disk_limits": volumes.describe(),
+    }
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 

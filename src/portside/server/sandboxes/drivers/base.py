@@ -30,6 +30,12 @@ class Resources(BaseModel):
     max_processes: int = Field(default=256, ge=16, description="Tasks (processes+threads) in the sandbox.")
     max_open_files: int = Field(default=1024, ge=64, description="RLIMIT_NOFILE per process.")
     network: bool = Field(default=False, description="Give the sandbox the host network.")
+    disk_mb: int | None = Field(
+        default=None,
+        ge=1,
+        description="Size limit of the sandbox's own (fresh) workspace in MB; None: the server default. Enforced "
+        "by the volume backend (see volumes.py), not by the driver; an attached cargo keeps its own limit.",
+    )
     limit_address_space: bool = Field(
         default=True,
         description="Cap each process's address space (RLIMIT_AS). Off for Chromium, whose V8 reserves ~1 TB of "

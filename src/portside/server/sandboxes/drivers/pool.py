@@ -7,23 +7,26 @@ service finds it where it wants it. This needs the target path not to exist (or 
 be on the same filesystem as ``pool_root``. Anything else, e.g. a cargo volume that already holds data, or a
 profile that is not kept warm, is started cold (about half a second). Refills run in the background, one start
 at a time (the host has few cores).
+
+With size-limited volumes (see :mod:`.volumes`) each slot is a volume of the profile's ``disk_mb``, created
+before its sandbox starts; the pool then hands the volume over with :meth:`Volumes.move` (a mount point cannot
+be renamed: the filesystem is mounted again at the target and dropped at the slot), so a warm create stays a
+few syscalls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import secrets
 import shutil
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import safefs
 from .base import Resources, SandboxDriver, SandboxHandle, SandboxSpec
+from .volumes import PlainVolumes, Volumes
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,9 @@ class _Profile:
 class WarmPool:
     """Keeps ``size`` started sandboxes per registered profile and hands them out on :meth:`acquire`."""
 
-    def __init__(self, driver: SandboxDriver, pool_root: Path, size: int = 2) -> None:
+    def __init__(self, driver: SandboxDriver, pool_root: Path, size: int = 2, volumes: Volumes | None = None) -> None:
         self.driver = driver
+        self.volumes = volumes or PlainVolumes()
         self.pool_root = pool_root
         self.slots = pool_root / "slots"
         self.default_size = size
@@ -70,7 +74,7 @@ class WarmPool:
         """Start the background refill task."""
         if self._task is None and self.slots.is_dir():
             # Slots are pool-private: anything there now was left by a previous run.
-            await asyncio.to_thread(shutil.rmtree, self.slots, True)
+            await asyncio.to_thread(self._sweep_slots)
         self.slots.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._refill_loop())
@@ -85,6 +89,12 @@ class WarmPool:
             if loop.time() > deadline:
                 raise TimeoutError("warm pool did not fill in time")
             await asyncio.sleep(0.02)
+
+    def _sweep_slots(self) -> None:
+        for entry in list(self.slots.iterdir()):
+            if not entry.name.startswith("."):
+                self.volumes.destroy(entry)
+        shutil.rmtree(self.slots, ignore_errors=True)
 
     def ready_count(self, key: str | None = None) -> int:
         """How many warm sandboxes are waiting (for one profile key, or in total)."""
@@ -116,29 +126,28 @@ class WarmPool:
 
     async def _start_one(self, prof: _Profile) -> SandboxHandle:
         slot = self.slots / secrets.token_hex(6)
-        slot.mkdir(mode=0o755)
         spec = prof.template.model_copy(update={"sandbox_id": f"pool-{slot.name}", "workspace": slot})
         try:
+            disk_mb = prof.template.resources.disk_mb
+            if disk_mb is not None:
+                await asyncio.to_thread(self.volumes.create, slot, disk_mb)
+            else:
+                slot.mkdir(mode=0o755)
             return await self.driver.start(spec)
         except BaseException:
-            safefs.remove_tree(slot, ignore_errors=True)
+            await asyncio.to_thread(self.volumes.destroy, slot)
             raise
 
     async def _discard(self, handle: SandboxHandle) -> None:
         await handle.stop()
-        safefs.remove_tree(handle.workspace, ignore_errors=True)  # the sandbox may have left links in it
+        await asyncio.to_thread(self.volumes.destroy, handle.workspace)
 
     def _move_slot(self, slot: Path, target: Path) -> bool:
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if target.is_dir() and not target.is_symlink():
-                target.rmdir()  # only succeeds when empty
-            os.rename(slot, target)
+            return self.volumes.move(slot, target)
         except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EXDEV, errno.ENOTDIR):
-                log.warning("warm pool: cannot move %s to %s: %s", slot, target, exc)
+            log.warning("warm pool: cannot move %s to %s: %s", slot, target, exc)
             return False
-        return True
 
     async def acquire(self, spec: SandboxSpec) -> SandboxHandle:
         """A running sandbox for ``spec``: a warm one if possible (milliseconds), else a cold start.
@@ -148,7 +157,7 @@ class WarmPool:
         handle = await self.try_acquire(spec)
         if handle is not None:
             return handle
-        await asyncio.to_thread(spec.workspace.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(self.volumes.mount, spec.workspace)
         return await self.driver.start(spec)
 
     async def try_acquire(self, spec: SandboxSpec) -> SandboxHandle | None:
