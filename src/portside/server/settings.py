@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     sandbox_warm_pool: int = Field(default=2, description="Pre-started sandboxes kept per default profile.")
     sandbox_default_cargo_mb: int = Field(default=1024, description="Size limit of a sandbox's own cargo.")
     sandbox_max_file_mb: int = Field(default=256, description="Largest file accepted by write/upload.")
+    max_body_mb: int = Field(
+        default=16, ge=1, description="Largest request body (JSON and everything but uploads), checked before auth."
+    )
+    max_upload_mb: int | None = Field(
+        default=None, ge=1, description="Largest upload body (multipart files); default sandbox_max_file_mb + 1."
+    )
     sandbox_reaper_interval: float = Field(default=5.0, description="Seconds between TTL/idle sweeps.")
     sandbox_idle_timeout: int = Field(default=1800, description="Seconds of inactivity before a session stops.")
     browser_executable: str | None = Field(default=None, description="Chromium binary; default: the system one.")
@@ -47,6 +53,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'portside.db').resolve()}"
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_mb * 1024 * 1024
+
+    @property
+    def max_upload_bytes(self) -> int:
+        mb = self.max_upload_mb if self.max_upload_mb is not None else self.sandbox_max_file_mb + 1
+        return max(mb * 1024 * 1024, self.max_body_bytes)
 
     @property
     def is_sqlite(self) -> bool:
