@@ -13,8 +13,10 @@ from portside import __version__
 from portside.server.areas import AREAS
 from portside.server.auth import KeyService
 from portside.server.context import AppContext
+from portside.server.http.body import BodyLimitMiddleware, StrictJsonMiddleware
 from portside.server.http.errors import install_error_handlers
 from portside.server.http.middleware import IdempotencyMiddleware, RequestIdMiddleware
+from portside.server.http.throttle import ThrottleMiddleware
 from portside.server.logs import configure_logging
 from portside.server.settings import Settings
 from portside.server.store import Database
@@ -65,6 +67,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = False
     install_error_handlers(app)
     for name in AREAS:
         importlib.import_module(name).install(app, ctx)
+    # Outermost last: request id (and the 500 of last resort) > body cap > rate limits > strict JSON >
+    # idempotency > routes. Everything before idempotency runs before any authentication.
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: ctx.db)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(StrictJsonMiddleware, ctx=ctx)
+    app.add_middleware(ThrottleMiddleware, ctx=ctx)
+    app.add_middleware(
+        BodyLimitMiddleware, ctx=ctx, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
+    )
+    app.add_middleware(RequestIdMiddleware, ctx=ctx)
     return app

@@ -42,3 +42,13 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return _dep
+
+
+async def optional_principal(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal | None:
+    """The caller when the request presents a key (401 if it is not valid), None when it presents none.
+
+    For routes open to anyone that show more to a key holder, such as the health endpoints.
+    """
+    if ctx.settings.auth_enabled and not bearer_token(request):
+        return None
+    return await current_principal(request, ctx)

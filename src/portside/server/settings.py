@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         "devices, else a warning and plain directories).",
     )
     sandbox_max_file_mb: int = Field(default=256, description="Largest file accepted by write/upload.")
+    max_body_mb: int = Field(
+        default=16, ge=1, description="Largest request body (JSON and everything but uploads), checked before auth."
+    )
+    max_upload_mb: int | None = Field(
+        default=None, ge=1, description="Largest upload body (multipart files); default sandbox_max_file_mb + 1."
+    )
     sandbox_reaper_interval: float = Field(default=5.0, description="Seconds between TTL/idle sweeps.")
     sandbox_idle_timeout: int = Field(default=1800, description="Seconds of inactivity before a session stops.")
     browser_executable: str | None = Field(default=None, description="Chromium binary; default: the system one.")
@@ -53,6 +59,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'portside.db').resolve()}"
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_mb * 1024 * 1024
+
+    @property
+    def max_upload_bytes(self) -> int:
+        mb = self.max_upload_mb if self.max_upload_mb is not None else self.sandbox_max_file_mb + 1
+        return max(mb * 1024 * 1024, self.max_body_bytes)
 
     @property
     def is_sqlite(self) -> bool:

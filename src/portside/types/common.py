@@ -25,8 +25,9 @@ class Page(Model, Generic[T]):
 
 class Health(Model):
     status: str
-    version: str
-    uptime_seconds: float
+    #: Shown to key holders only (None when the client has no key).
+    version: str | None = None
+    uptime_seconds: float | None = None
     warnings: list[str] = []
 
 

@@ -19,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from portside import __version__
 from portside.server.agents.service import AgentService
+from portside.server.api.params import MAX_OFFSET
 from portside.server.auth import DEFAULT_SCOPES, KeyInfo, Principal
 from portside.server.clock import isoformat, utcnow
 from portside.server.context import AppContext, get_ctx
+from portside.server.deps import optional_principal
 from portside.server.errors import InvalidInput, NotFound
 from portside.server.flows.engine import Engine
 from portside.server.flows.loader import agent_spec
@@ -140,7 +142,7 @@ async def delete_flow(
 @router.get("/executions")
 async def list_executions(
     limit: int = Query(default=20, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     status: str | None = Query(default=None, max_length=16),
     flow_id: str | None = Query(default=None, max_length=100),
     ctx: AppContext = Depends(get_ctx),
@@ -249,22 +251,24 @@ async def delete_agent(
 
 
 @router.get("/health")
-async def health(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
-    """Liveness (no key needed); ``status`` is ``healthy`` or ``unhealthy``."""
+async def health(
+    ctx: AppContext = Depends(get_ctx), caller: Principal | None = Depends(optional_principal)
+) -> JSONResponse:
+    """Liveness (no key needed); ``status`` is ``healthy`` or ``unhealthy``. Details for key holders only."""
     checks: dict[str, Any] = {}
     checks["database"] = await ctx.db.check()
     ok = bool(checks["database"]["ok"])
     engine = ctx.services.get("flow_engine")
     checks["engine"] = {"ok": isinstance(engine, Engine) and engine.started and not engine.stopping}
-    body = {
-        "status": "healthy" if ok else "unhealthy",
-        "version": __version__,
-        "timestamp": isoformat(utcnow()),
-        "uptime_seconds": int(time.time() - _STARTED),
-        "message": "Portside (AI Spine compatible API) is running",
-        "startup_complete": True,
-        "checks": checks,
-    }
+    body: dict[str, Any] = {"status": "healthy" if ok else "unhealthy", "timestamp": isoformat(utcnow())}
+    if caller is not None:
+        body.update(
+            version=__version__,
+            uptime_seconds=int(time.time() - _STARTED),
+            message="Portside (AI Spine compatible API) is running",
+            startup_complete=True,
+            checks=checks,
+        )
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portside.server.errors import DomainError, RateLimited
@@ -44,22 +46,45 @@ def render_native(status: int, code: str, message: str, details: dict[str, Any])
     return JSONResponse(native_error_body(code, message, details), status_code=status)
 
 
-def _renderer_for(request: Request) -> ErrorRenderer:
-    ctx = getattr(request.app.state, "ctx", None)
+def renderer_for_path(ctx: Any, path: str) -> ErrorRenderer:
+    """The error renderer of the door serving ``path`` (the longest registered prefix; native otherwise)."""
     best: tuple[int, ErrorRenderer] = (-1, render_native)
-    if ctx is not None:
-        path = request.url.path
-        for prefix, renderer in ctx.error_renderers:
-            if path.startswith(prefix) and len(prefix) > best[0]:
-                best = (len(prefix), renderer)
+    for prefix, renderer in getattr(ctx, "error_renderers", ()):
+        if path.startswith(prefix) and len(prefix) > best[0]:
+            best = (len(prefix), renderer)
     return best[1]
 
 
-def _respond(request: Request, status: int, code: str, message: str, details: dict[str, Any]) -> JSONResponse:
-    response = _renderer_for(request)(status, code, message, details)
+def scrub(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (lone surrogates become U+FFFD)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    return value
+
+
+def error_response(ctx: Any, path: str, status: int, code: str, message: str, details: dict[str, Any]) -> JSONResponse:
+    """The door's error body for ``path``; safe for any message (a bad string never turns a 4xx into a 500)."""
+    message, details = scrub(message), scrub(details)
+    renderer = renderer_for_path(ctx, path)
+    try:
+        response = renderer(status, code, message, details)
+    except (TypeError, ValueError):  # details a renderer cannot serialise (e.g. NaN): drop them
+        response = renderer(status, code, message, {})
     if status == 429 and "retry_after" in details:
-        response.headers["Retry-After"] = str(max(1, round(float(details["retry_after"]))))
+        response.headers["Retry-After"] = str(max(1, math.ceil(float(details["retry_after"]))))
     return response
+
+
+def _respond(request: Request, status: int, code: str, message: str, details: dict[str, Any]) -> JSONResponse:
+    return error_response(getattr(request.app.state, "ctx", None), request.url.path, status, code, message, details)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -103,7 +128,12 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers[k] = v
         return response
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _respond(request, 500, "internal_error", "internal server error", {})
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _unrepresentable(request: Request, exc: Exception) -> JSONResponse:
+        # Last line behind the edge's input checks: a value the store cannot represent is bad input.
+        log.info("unrepresentable input on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return _respond(request, 400, "validation_error", "a value in the request is out of range", {})
+
+    # Unhandled exceptions are rendered by RequestIdMiddleware (inside the request id and access log,
+    # without closing the connection); see portside.server.http.middleware.

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portside.server.clock import utcnow
+from portside.server.http.errors import error_response
 from portside.server.idempotency import LEASE_SECONDS, RENEW_SECONDS, Claim, claimed, effects_of, instance_id
 from portside.server.ids import new_id
 from portside.server.logs import request_id_var
@@ -23,6 +24,7 @@ from portside.server.store import Database
 from portside.server.store.core_models import IdempotencyRow
 
 log = logging.getLogger("portside.access")
+error_log = logging.getLogger("portside.http")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _LEASE = timedelta(seconds=LEASE_SECONDS)
@@ -30,17 +32,23 @@ _NOT_STORED = {401, 403, 408, 429}
 
 
 class RequestIdMiddleware:
-    """Give every request an id (or keep the caller's), echo it back, and log the access."""
+    """Give every request an id (or keep the caller's), echo it back, and log the access.
 
-    def __init__(self, app: ASGIApp) -> None:
+    It is the outermost layer, so it also turns an unhandled exception into the door's error body
+    with status 500 (carrying ``X-Request-ID``, logged with its traceback and as a 500 access), instead
+    of letting it reach the server, which would drop the connection.
+    """
+
+    def __init__(self, app: ASGIApp, ctx: Any = None) -> None:
         self.app = app
+        self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        rid = incoming if incoming and len(incoming) <= 128 else new_id("req")
+        rid = incoming if incoming and len(incoming) <= 128 and incoming.isprintable() else new_id("req")
         token = request_id_var.set(rid)
         status = 0
         started = time.perf_counter()
@@ -56,6 +64,13 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, _send)
+        except Exception:
+            error_log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if status:  # the response already started: nothing valid can be sent any more
+                status = 500
+                raise
+            response = error_response(self.ctx, scope["path"], 500, "internal_error", "internal server error", {})
+            await response(scope, receive, _send)
         finally:
             if log.isEnabledFor(logging.INFO):
                 log.info(

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from portside.server.api.params import MAX_OFFSET
 from portside.server.sandboxes.models import CargoRow, ExecutionRow, SandboxRow
 
 
@@ -165,4 +166,4 @@ class HistoryQuery(BaseModel):
     has_notes: bool = False
     has_description: bool = False
     limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)

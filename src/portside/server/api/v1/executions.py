@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.params import MAX_OFFSET
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
@@ -62,7 +63,7 @@ async def list_executions(
     flow_id: str | None = Query(default=None, max_length=100),
     status: str | None = Query(default=None, max_length=16),
     limit: int = Query(default=20, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     ctx: AppContext = Depends(get_ctx),
     principal: Principal = Depends(require("read")),
 ) -> dict[str, Any]:

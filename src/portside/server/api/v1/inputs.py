@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from portside.server.api.params import MAX_OFFSET
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
@@ -157,7 +158,7 @@ async def input_metrics(input_id: str, svc: InputService = Depends(inputs), call
 async def input_requests(
     input_id: str,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     svc: InputService = Depends(inputs),
     caller: Principal = Reader,
 ) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.params import MAX_OFFSET
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
@@ -222,7 +223,7 @@ async def call_named_tool(
 async def server_calls(
     name: str,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     h: McpHubService = Depends(hub),
     caller: Principal = Reader,
 ) -> Any:
@@ -249,7 +250,7 @@ async def all_resources(
 async def all_calls(
     server: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     h: McpHubService = Depends(hub),
     caller: Principal = Reader,
 ) -> Any:

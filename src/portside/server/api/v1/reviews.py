@@ -12,6 +12,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.params import MAX_PAGE
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
@@ -75,7 +76,7 @@ async def submit_review(body: SubmitReview, s: ReviewService = Depends(svc), cal
 async def list_reviews(
     status: str | None = None,
     author: str | None = None,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     limit: int = Query(20, ge=1, le=200),
     s: ReviewService = Depends(svc),
     caller: Principal = Reader,

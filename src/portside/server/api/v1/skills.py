@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 
+from portside.server.api.params import MAX_OFFSET
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
@@ -112,7 +113,7 @@ async def list_candidates(
     status: str | None = None,
     skill_key: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     s: SkillService = Depends(svc),
     _: Principal = Reader,
 ) -> Any:
@@ -162,7 +163,7 @@ async def list_releases(
     active_only: bool = False,
     stage: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     s: SkillService = Depends(svc),
     _: Principal = Reader,
 ) -> Any:

@@ -1,4 +1,8 @@
-"""Liveness and readiness: ``GET /v1/health`` and ``GET /v1/ready``."""
+"""Liveness and readiness: ``GET /v1/health`` and ``GET /v1/ready``.
+
+Both answer without a key, but then say only up or down (``status``): versions, uptime, warnings
+and the checks (store, migrations, sandbox driver, engine) are shown to key holders only.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,21 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from portside import __version__
+from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
+from portside.server.deps import optional_principal
 
 router = APIRouter(prefix="/v1", tags=["system"])
 _STARTED = time.time()
 
 
 @router.get("/health")
-async def health(ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
-    """Liveness: the process serves requests. Lists configuration warnings."""
+async def health(
+    ctx: AppContext = Depends(get_ctx), caller: Principal | None = Depends(optional_principal)
+) -> dict[str, Any]:
+    """Liveness: the process serves requests. Lists configuration warnings (to key holders)."""
+    if caller is None:
+        return {"status": "ok"}
     return {
         "status": "ok",
         "version": __version__,
@@ -27,7 +37,9 @@ async def health(ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
 
 
 @router.get("/ready")
-async def ready(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
+async def ready(
+    ctx: AppContext = Depends(get_ctx), caller: Principal | None = Depends(optional_principal)
+) -> JSONResponse:
     """Readiness: the store answers and its migrations are current."""
     checks: dict[str, Any] = {}
     checks["database"] = await ctx.db.check()
@@ -38,7 +50,10 @@ async def ready(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
         ok = ok and migrations_ok
         checks["migrations"] = {"ok": migrations_ok, "current": sorted(current), "heads": sorted(heads)}
     checks.update(ctx.readiness)
-    return JSONResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+    body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
+    if caller is not None:
+        body["checks"] = checks
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 def install(app: FastAPI, ctx: AppContext) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.params import MAX_PAGE
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.ratelimit import rate_limited
@@ -58,7 +59,7 @@ async def submit_tool_for_review(
 
 @router.get("/tool-review/sessions")
 async def list_review_sessions(
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     limit: int = Query(20, ge=1, le=200),
     status: str | None = None,
     author: str | None = None,

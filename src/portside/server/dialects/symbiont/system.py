@@ -14,6 +14,7 @@ from portside import __version__
 from portside.server.auth import Principal
 from portside.server.clock import isoformat, utcnow
 from portside.server.context import AppContext, get_ctx
+from portside.server.deps import optional_principal
 from portside.server.metrics.collector import STARTED, MetricsCollector, system_metrics
 from portside.server.ratelimit import rate_limited
 
@@ -22,21 +23,24 @@ Reader = Depends(rate_limited("read"))
 
 
 @router.get("/health")
-async def health_check(ctx: AppContext = Depends(get_ctx)) -> JSONResponse:
-    """``HealthResponse`` (``status``, ``uptime_seconds``, ``timestamp``, ``version``) plus checks."""
+async def health_check(
+    ctx: AppContext = Depends(get_ctx), caller: Principal | None = Depends(optional_principal)
+) -> JSONResponse:
+    """``HealthResponse`` (``status``, ``uptime_seconds``, ``timestamp``, ``version``); checks and warnings
+    only for key holders."""
     import time
 
     checks: dict[str, Any] = {}
     checks["database"] = await ctx.db.check()
     ok = bool(checks["database"]["ok"])
-    body = {
+    body: dict[str, Any] = {
         "status": "healthy" if ok else "unhealthy",
         "uptime_seconds": int(time.time() - STARTED),
         "timestamp": isoformat(utcnow()),
         "version": __version__,
-        "checks": checks,
-        "warnings": list(ctx.warnings),
     }
+    if caller is not None:
+        body.update(checks=checks, warnings=list(ctx.warnings))
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
