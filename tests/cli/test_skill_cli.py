@@ -39,6 +39,9 @@ def test_skill_commands(live_server: LiveServer) -> None:
     assert [c["id"] for c in listed["items"]] == [cand]
     assert "has not passed" in runner.invoke(app, ["skill", "promote", cand], env=env).output
     assert "passed" in run("evaluate", cand, "--passed", "--score", "0.9")
+    canary = run("promote", cand, "--canary-share", "0.3").strip()
+    shown = json.loads(run("releases", "--skill-key", "cli-skill", "--active", "--json"))
+    assert [(r["id"], r["canary_share"]) for r in shown["items"]] == [(canary, 0.3)]
     first = run("promote", cand, "--stage", "stable").strip()
 
     cand2 = run("create", "cli-skill", "-e", exec_id).strip()

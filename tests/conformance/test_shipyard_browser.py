@@ -248,3 +248,27 @@ async def test_profile_without_browser_is_capability_not_supported(server: LiveS
         with pytest.raises(CapabilityNotSupportedError):
             await sandbox.browser.run_skill("anything")
         await sandbox.delete()
+
+
+async def test_open_after_a_failed_open_starts_from_a_settled_page(server: LiveServer) -> None:
+    """After an open of an unreachable URL failed, the next valid open failed too in about half the runs
+    ("interrupted by another navigation to chrome-error://chromewebdata/"): Chromium commits its error
+    page a moment after the failure. Every command now starts from a settled page."""
+    async with BayClient(endpoint_url=server.url, access_token=ADMIN_KEY) as client:
+        sandbox = await client.create_sandbox(profile="browser-python", ttl=600)
+        await _serve_site(sandbox)
+        for i in range(6):
+            bad = await sandbox.browser.exec("open http://127.0.0.1:9/unreachable")  # nothing listens: refused
+            assert not bad.success and bad.exit_code != 0, bad
+            good = await sandbox.browser.exec(f"open {BASE}/form.html")
+            assert good.success, (i, good.output, good.error)
+            assert (await sandbox.browser.exec("get title")).output == "Sign up\n"
+        # inside a batch that goes on after an error, the next step starts settled too
+        for _ in range(3):
+            batch = await sandbox.browser.exec_batch(
+                ["open http://127.0.0.1:9/x", f"open {BASE}/result.html?name=Bo", 'get text "#greeting"'],
+                stop_on_error=False,
+            )
+            assert [r.exit_code != 0 for r in batch.results] == [True, False, False], batch.results
+            assert batch.results[2].stdout.strip() == "Hello, Bo"
+        await sandbox.delete()

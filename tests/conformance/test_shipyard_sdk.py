@@ -275,6 +275,28 @@ async def test_filesystem(client: BayClient) -> None:
     await sandbox.delete()
 
 
+async def test_raw_http_replies_match_bay(bay: LiveServer, client: BayClient) -> None:
+    """Bay's integration suite reads these bodies: stop 200 {"status": "stopped"}, file delete 200
+    {"status": "ok"}, upload {"status": "ok", "path", "size"} (Portside answered 204 / no status)."""
+    sandbox = await client.create_sandbox(ttl=600)
+    base = f"{bay.url}/v1/sandboxes/{sandbox.id}"
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60) as http:
+        up = await http.post(f"{base}/filesystem/upload", files={"file": ("a.bin", b"abc")}, data={"path": "a.bin"})
+        assert up.status_code == 200 and up.json() == {"status": "ok", "path": "a.bin", "size": 3}
+        put = await http.put(f"{base}/filesystem/files", json={"path": "b.txt", "content": "b"})
+        assert put.status_code == 200 and put.json()["status"] == "ok"
+        gone = await http.delete(f"{base}/filesystem/files", params={"path": "a.bin"})
+        assert (gone.status_code, gone.json()) == (200, {"status": "ok"})
+        await sandbox.python.exec("x = 1")
+        stop = await http.post(f"{base}/stop")
+        assert (stop.status_code, stop.json()) == (200, {"status": "stopped"})
+        again = await http.post(f"{base}/stop")  # idempotent, as Bay
+        assert (again.status_code, again.json()) == (200, {"status": "stopped"})
+    await sandbox.refresh()
+    assert status_of(sandbox) == SandboxStatus.IDLE
+    await sandbox.delete()
+
+
 # ---------------------------------------------------------------- cargo
 
 

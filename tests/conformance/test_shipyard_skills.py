@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shipyard_neo import BayClient, ConflictError, NotFoundError, SkillReleaseStage
+from shipyard_neo import BayClient, ConflictError, SkillReleaseStage, ValidationError
 
 from tests.conftest import ADMIN_KEY, LiveServer, make_settings
 
@@ -53,7 +53,7 @@ async def test_seed_lifecycle(server: LiveServer) -> None:
         )
         assert candidate.status.value == "draft"
         assert candidate.source_execution_ids == [e1.execution_id, e2.execution_id]
-        with pytest.raises(NotFoundError):
+        with pytest.raises(ValidationError):  # Bay: unknown evidence is a 400 validation_error
             await client.skills.create_candidate(skill_key="x", source_execution_ids=["exec_missing"])
 
         # promoting before evaluation is refused
@@ -72,12 +72,12 @@ async def test_seed_lifecycle(server: LiveServer) -> None:
         stable = await client.skills.promote_candidate(candidate.id, stage=SkillReleaseStage.STABLE)
         assert stable.version == 2 and stable.stage == SkillReleaseStage.STABLE
 
-        # a second candidate replaces the stable release
+        # a second candidate replaces the stable release; one active release per skill, as on Bay
         c2 = await client.skills.create_candidate(skill_key="etl-loader", source_execution_ids=[e1.execution_id])
         await client.skills.evaluate_candidate(c2.id, passed=True, score=1.0)
         stable2 = await client.skills.promote_candidate(c2.id, stage=SkillReleaseStage.STABLE)
         active = await client.skills.list_releases(skill_key="etl-loader", active_only=True)
-        assert {r.id for r in active.items} == {canary.id, stable2.id}
+        assert [r.id for r in active.items] == [stable2.id]
 
         # 7) rollback
         rolled = await client.skills.rollback_release(stable2.id)
@@ -96,3 +96,83 @@ async def test_seed_lifecycle(server: LiveServer) -> None:
         page = await client.skills.list_candidates(limit=1, offset=1)
         assert len(page.items) == 1
         await sandbox.delete()
+
+
+# ---------------------------------------------------------------- issue 21: Bay's release semantics
+
+
+@pytest.fixture(scope="module")
+def bay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    srv = LiveServer(make_settings(tmp_path_factory.mktemp("bay") / "data", sandbox_warm_pool=0)).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def _passed(client: BayClient, key: str, exec_id: str) -> str:
+    cand = await client.skills.create_candidate(skill_key=key, source_execution_ids=[exec_id])
+    await client.skills.evaluate_candidate(cand.id, passed=True, score=1.0)
+    return cand.id
+
+
+async def _evidence(client: BayClient) -> str:
+    sandbox = await client.create_sandbox(profile="python-default", ttl=600)
+    result = await sandbox.python.exec("print('evidence')")
+    assert result.execution_id
+    return result.execution_id
+
+
+async def test_rollback_goes_to_the_previous_release_whatever_its_stage(bay: LiveServer) -> None:
+    """canary v1 → stable v2 → rollback(v2) re-activates v1 (was 409 "no previous release")."""
+    async with BayClient(endpoint_url=bay.url, access_token=ADMIN_KEY) as client:
+        exec_id = await _evidence(client)
+        c1, c2 = await _passed(client, "rb-stage", exec_id), await _passed(client, "rb-stage", exec_id)
+        v1 = await client.skills.promote_candidate(c1, stage=SkillReleaseStage.CANARY)
+        with pytest.raises(ConflictError):  # a skill's very first release has nothing to go back to
+            await client.skills.rollback_release(v1.id)
+        v2 = await client.skills.promote_candidate(c2, stage=SkillReleaseStage.STABLE)
+        v3 = await client.skills.rollback_release(v2.id)
+        assert (v3.version, v3.rollback_of, v3.candidate_id, v3.is_active) == (3, v2.id, c1, True)
+        assert v3.stage == SkillReleaseStage.CANARY  # the previous release's stage, as Bay
+        assert (await client.skills.get_candidate(c2)).status.value == "rolled_back"
+        active = await client.skills.list_releases(skill_key="rb-stage", active_only=True)
+        assert [r.id for r in active.items] == [v3.id]
+
+
+async def test_one_active_release_per_skill(bay: LiveServer) -> None:
+    """Bay's suite: stable v1, canary v2 → list_releases(active_only=True) has 1 item (was 2)."""
+    async with BayClient(endpoint_url=bay.url, access_token=ADMIN_KEY) as client:
+        exec_id = await _evidence(client)
+        a, b = await _passed(client, "one-active", exec_id), await _passed(client, "one-active", exec_id)
+        canary = await client.skills.promote_candidate(a, stage=SkillReleaseStage.CANARY)
+        stable = await client.skills.promote_candidate(a, stage=SkillReleaseStage.STABLE)
+        active = await client.skills.list_releases(skill_key="one-active", active_only=True)
+        assert (active.total, [r.id for r in active.items]) == (1, [stable.id])
+        every = await client.skills.list_releases(skill_key="one-active")
+        assert {r.id: r.is_active for r in every.items} == {canary.id: False, stable.id: True}
+        canary2 = await client.skills.promote_candidate(b, stage=SkillReleaseStage.CANARY)
+        active = await client.skills.list_releases(skill_key="one-active", active_only=True)
+        assert (active.total, active.items[0].id) == (1, canary2.id)
+        rolled = await client.skills.rollback_release(canary2.id)
+        assert (rolled.stage, rolled.candidate_id) == (SkillReleaseStage.STABLE, a)
+
+
+async def test_delete_release_answers_bays_body(bay: LiveServer) -> None:
+    async with BayClient(endpoint_url=bay.url, access_token=ADMIN_KEY) as client:
+        exec_id = await _evidence(client)
+        rel = await client.skills.promote_candidate(await _passed(client, "del-body", exec_id), stage="stable")
+        body = await client.skills.delete_release(rel.id, reason="obsolete")
+        assert body["id"] == rel.id and body["deleted_by"] and body["delete_reason"] == "obsolete"
+        assert body["deleted_at"]
+        cand = await client.skills.create_candidate(skill_key="del-body", source_execution_ids=[exec_id])
+        body = await client.skills.delete_candidate(cand.id)
+        assert body["id"] == cand.id and body["deleted_at"] and body["delete_reason"] is None
+
+
+async def test_bad_references_are_validation_errors(bay: LiveServer) -> None:
+    async with BayClient(endpoint_url=bay.url, access_token=ADMIN_KEY) as client:
+        with pytest.raises(ValidationError):  # unknown execution id: 400 validation_error (was 404)
+            await client.skills.create_candidate(skill_key="k", source_execution_ids=["exec-missing"])
+        with pytest.raises(ValidationError, match="Unsupported payload_ref"):  # was 404
+            await client.skills.get_payload("s3://candidate/payload-1")

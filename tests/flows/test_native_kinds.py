@@ -81,7 +81,12 @@ async def test_tasks_agents_on_workers_and_python(live_server: LiveServer) -> No
         await c.executions.cancel(started.execution_id)
         final = await c.executions.wait(started.execution_id, timeout=10)
         assert final.status == "cancelled"
-        task = await c.tasks.get(node.external_ref or "")
+        # the cancellation is recorded before the answer; the work stops right after
+        for _ in range(200):
+            task = await c.tasks.get(node.external_ref or "")
+            if task.status == "cancelled":
+                break
+            await asyncio.sleep(0.05)
         assert task.status == "cancelled"
         await asyncio.wait_for(cancelled.wait(), 10)  # the worker's handler was interrupted
 
@@ -98,8 +103,14 @@ async def test_tasks_agents_on_workers_and_python(live_server: LiveServer) -> No
         started_cancel = asyncio.get_running_loop().time()
         await c.executions.cancel(sleeper.execution_id)
         assert (await c.executions.wait(sleeper.execution_id, timeout=15)).status == "cancelled"
+        for _ in range(200):  # then the sandbox (and its kernel) goes
+            try:
+                await c.sandboxes.get(box or "")
+            except portside.NotFoundError:
+                break
+            await asyncio.sleep(0.05)
         assert asyncio.get_running_loop().time() - started_cancel < 10
-        with pytest.raises(portside.NotFoundError):  # the sandbox (and its kernel) is gone
+        with pytest.raises(portside.NotFoundError):
             await c.sandboxes.get(box or "")
 
         await c.flows.create({"flow_id": "pyfail", "nodes": [{"id": "p", "type": "python", "code": "1/0"}]})

@@ -134,13 +134,16 @@ async def test_http_tools_and_skill_lifecycle(server: LiveServer) -> None:
         assert [c["id"] for c in pending["items"]] == [cand["id"]]
         ev = await ok(client, "evaluate_skill_candidate", candidate_id=cand["id"], passed=True, score=0.9)
         assert ev["passed"] is True
-        canary = await ok(client, "promote_skill_candidate", candidate_id=cand["id"], stage="canary")
+        canary = await ok(
+            client, "promote_skill_candidate", candidate_id=cand["id"], stage="canary", canary_share=0.25
+        )
+        assert canary["canary_share"] == 0.25
         stable1 = await ok(client, "promote_skill_candidate", candidate_id=cand["id"], stage="stable")
         cand2 = await ok(client, "create_skill_candidate", skill_key="mcp-double", source_execution_ids=evidence[1:])
         await ok(client, "evaluate_skill_candidate", candidate_id=cand2["id"], passed=True)
         stable2 = await ok(client, "promote_skill_candidate", candidate_id=cand2["id"], stage="stable")
         active = await ok(client, "list_skill_releases", skill_key="mcp-double", active_only=True)
-        assert {r["id"] for r in active["items"]} == {canary["id"], stable2["id"]}
+        assert [r["id"] for r in active["items"]] == [stable2["id"]]  # one active release per skill
         back = await ok(client, "rollback_skill_release", release_id=stable2["id"])
         assert (back["rollback_of"], back["candidate_id"], back["version"]) == (stable2["id"], cand["id"], 4)
         assert stable1["version"] == 2
@@ -164,7 +167,7 @@ async def test_http_validation_errors_and_truncation(server: LiveServer) -> None
         assert "Validation Error" in await failed(client, "promote_skill_candidate", candidate_id="c", stage="prod")
         assert "unknown_tool" in await failed(client, "no_such_tool")
         missing = await failed(client, "create_skill_candidate", skill_key="k", source_execution_ids="exec_nope")
-        assert missing.startswith("Error (not_found): execution(s) not found: exec_nope")
+        assert missing.startswith("Error (validation_error): execution(s) not found: exec_nope")
 
         big = await ok(client, "execute_python", code="print('x' * 5000)")
         found = TRUNCATED.search(big["output"])

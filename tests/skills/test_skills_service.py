@@ -1,4 +1,4 @@
-"""Skill invariants on SQLite and PostgreSQL: one active release per stage, rollback chains, real evaluation."""
+"""Skill invariants on SQLite and PostgreSQL: one active release per skill, rollback chains, real evaluation."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ async def test_candidate_evidence_must_exist_and_belong_to_caller(api: httpx.Asy
         json={"skill_key": "k", "source_execution_ids": [exec_id]},
         headers={"Authorization": f"Bearer {other['key']}"},
     )
-    assert r.status_code == 404
+    assert r.status_code == 400 and r.json()["error"]["code"] == "validation_error"  # as Bay
     assert r.json()["error"]["details"]["missing"] == [exec_id]
     bad_key = await api.post("/v1/skills/candidates", json={"skill_key": "bad key!", "source_execution_ids": [exec_id]})
     assert bad_key.status_code == 400
@@ -164,9 +164,73 @@ async def test_canary_share_routes_a_fraction_of_runs(app: FastAPI, api: httpx.A
     b = await _passed_candidate(api, "split", exec_id)
     stable = (await api.post(f"/v1/skills/candidates/{a}/promote", json={"stage": "stable"})).json()
     canary = (await api.post(f"/v1/skills/candidates/{b}/promote", json={"stage": "canary"})).json()
+    assert (canary["fallback_release_id"], canary["canary_share"]) == (stable["id"], 0.1)
+    active = (await api.get("/v1/skills/releases", params={"skill_key": "split", "active_only": True})).json()
+    assert [r["id"] for r in active["items"]] == [canary["id"]]  # the split needs no second active release
     svc: SkillService = app.state.ctx.services["skills"]
     svc._rng.seed(7)
     picks = [(await svc.choose_release("split")).id for _ in range(2000)]
     share = picks.count(canary["id"]) / len(picks)
     assert 0.07 < share < 0.13
     assert set(picks) == {stable["id"], canary["id"]}
+    assert (await svc.choose_release("split", "stable")).id == stable["id"]
+    assert (await svc.choose_release("split", "canary")).id == canary["id"]
+
+
+async def test_canary_share_per_release_and_fallback_kept_across_canaries(app: FastAPI, api: httpx.AsyncClient) -> None:
+    _, exec_id = await _sandbox_with_exec(api)
+    a, b, c = [await _passed_candidate(api, "split2", exec_id) for _ in range(3)]
+    stable = (await api.post(f"/v1/skills/candidates/{a}/promote", json={"stage": "stable"})).json()
+    assert (stable["canary_share"], stable["fallback_release_id"]) == (None, None)
+    c1 = (await api.post(f"/v1/skills/candidates/{b}/promote", json={"stage": "canary", "canary_share": 0.5})).json()
+    c2 = (await api.post(f"/v1/skills/candidates/{c}/promote", json={"stage": "canary", "canary_share": 1.0})).json()
+    assert c1["canary_share"] == 0.5 and c2["fallback_release_id"] == stable["id"]  # canary replaces canary
+    svc: SkillService = app.state.ctx.services["skills"]
+    assert {(await svc.choose_release("split2")).id for _ in range(50)} == {c2["id"]}
+    bad = await api.post(f"/v1/skills/candidates/{a}/promote", json={"stage": "stable", "canary_share": 0.3})
+    assert bad.status_code == 400
+    # the fallback's candidate still serves runs: it cannot be deleted
+    assert (await api.delete(f"/v1/skills/candidates/{a}")).status_code == 409
+    # deleting the active canary puts its stable fallback back in charge
+    gone = (await api.request("DELETE", f"/v1/skills/releases/{c2['id']}", json={"reason": "bad"})).json()
+    assert (gone["id"], gone["delete_reason"], gone["deleted_by"]) == (c2["id"], "bad", "admin")
+    assert gone["deleted_at"]
+    active = (await api.get("/v1/skills/releases", params={"skill_key": "split2", "active_only": True})).json()
+    assert [r["id"] for r in active["items"]] == [stable["id"]]
+
+
+async def test_rollback_crosses_stages_and_restores_the_split(api: httpx.AsyncClient) -> None:
+    _, exec_id = await _sandbox_with_exec(api)
+    a, b, c = [await _passed_candidate(api, "cross", exec_id) for _ in range(3)]
+    v1 = (await api.post(f"/v1/skills/candidates/{a}/promote", json={"stage": "canary"})).json()
+    first = await api.post(f"/v1/skills/releases/{v1['id']}/rollback")
+    assert first.status_code == 409  # a skill's very first release
+    v2 = (await api.post(f"/v1/skills/candidates/{b}/promote", json={"stage": "stable"})).json()
+    v3 = (await api.post(f"/v1/skills/releases/{v2['id']}/rollback")).json()
+    assert (v3["version"], v3["stage"], v3["candidate_id"], v3["rollback_of"]) == (3, "canary", a, v2["id"])
+    # stable v4 → canary v5 (fallback v4) → stable v6 → rollback v6 gives v5's canary with v5's split
+    v4 = (await api.post(f"/v1/skills/candidates/{b}/promote", json={"stage": "stable"})).json()
+    v5 = (await api.post(f"/v1/skills/candidates/{c}/promote", json={"stage": "canary", "canary_share": 0.3})).json()
+    v6 = (await api.post(f"/v1/skills/candidates/{a}/promote", json={"stage": "stable"})).json()
+    v7 = (await api.post(f"/v1/skills/releases/{v6['id']}/rollback")).json()
+    assert (v7["stage"], v7["candidate_id"], v7["fallback_release_id"], v7["canary_share"]) == (
+        "canary",
+        c,
+        v4["id"],
+        0.3,
+    )
+    assert v5["fallback_release_id"] == v4["id"]
+    # a deleted previous release is skipped
+    await api.request("DELETE", f"/v1/skills/releases/{v4['id']}")
+    v8 = (await api.post(f"/v1/skills/releases/{v7['id']}/rollback")).json()
+    assert (v8["version"], v8["candidate_id"]) == (8, a)  # v7 inherited v5's predecessor v4 (deleted) → v3
+
+
+async def test_payload_refs_other_than_ours_are_400(api: httpx.AsyncClient) -> None:
+    r = await api.get("/v1/skills/payloads/s3%3A%2F%2Fcandidate%2Fpayload-1")
+    assert r.status_code == 400 and "Unsupported payload_ref" in r.json()["error"]["message"]
+    assert (await api.get("/v1/skills/payloads/s3://candidate/payload-1")).status_code == 400
+    assert (await api.get("/v1/skills/payloads/sha256-" + "0" * 64)).status_code == 404
+    made = (await api.post("/v1/skills/payloads", json={"payload": {"a": 1}, "kind": "generic"})).json()
+    got = await api.get(f"/v1/skills/payloads/blob:{made['payload_ref']}")
+    assert got.status_code == 200 and got.json()["payload"] == {"a": 1}

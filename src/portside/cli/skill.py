@@ -126,6 +126,9 @@ def evaluate(
 def promote(
     candidate_id: str = typer.Argument(...),
     stage: str = typer.Option("canary", "--stage", "-s", help="canary or stable."),
+    canary_share: float = typer.Option(
+        None, "--canary-share", help="canary only: share of runs it serves (the replaced stable serves the rest)."
+    ),
     change_summary: str = typer.Option(None, "--summary", help="What changed."),
     url: str = UrlOpt,
     api_key: str = KeyOpt,
@@ -135,7 +138,7 @@ def promote(
 
     try:
         with _client(url, api_key) as c:
-            rel = c.skills.promote(candidate_id, stage=stage, change_summary=change_summary)
+            rel = c.skills.promote(candidate_id, stage=stage, canary_share=canary_share, change_summary=change_summary)
     except PortsideError as exc:
         raise _fail(exc) from exc
     emit(rel, rel.id)

@@ -101,6 +101,9 @@ class SkillRelease(Model):
     upgrade_of_release_id: str | None = None
     upgrade_reason: str | None = None
     change_summary: str | None = None
+    #: canary only: the share of runs it serves; ``fallback_release_id`` (a stable release) serves the rest.
+    canary_share: float | None = None
+    fallback_release_id: str | None = None
     is_deleted: bool = False
 
 
@@ -151,6 +154,11 @@ class SkillRunResult(Model):
 
 
 class Deleted(Model):
+    """A soft delete: Bay's ``id``, ``deleted_at``, ``deleted_by``, ``delete_reason``."""
+
     id: str
-    deleted: bool
+    deleted: bool = True
+    deleted_at: datetime | None = None
+    deleted_by: str | None = None
+    delete_reason: str | None = None
     reason: str | None = None

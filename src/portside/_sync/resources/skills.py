@@ -180,15 +180,21 @@ class Skills:
         candidate_id: str,
         *,
         stage: str = "canary",
+        canary_share: float | None = None,
         upgrade_of_release_id: str | None = None,
         upgrade_reason: str | None = None,
         change_summary: str | None = None,
         idempotency_key: str | None = None,
     ) -> SkillRelease:
-        """Release a candidate whose latest evaluation passed; replaces the stage's active release."""
+        """Release a candidate whose latest evaluation passed; it becomes the skill's one active release.
+
+        A canary serves ``canary_share`` of runs (server default when None) and the stable release
+        it replaced (``fallback_release_id``) the rest.
+        """
         body = _drop_none(
             {
                 "stage": stage,
+                "canary_share": canary_share,
                 "upgrade_of_release_id": upgrade_of_release_id,
                 "upgrade_reason": upgrade_reason,
                 "change_summary": change_summary,
@@ -244,7 +250,7 @@ class Skills:
         return Deleted.model_validate(data)
 
     def rollback(self, release_id: str, *, idempotency_key: str | None = None) -> SkillRelease:
-        """Re-activate the version the given active release replaced, as a new release."""
+        """Re-activate the skill's previous release (whatever its stage) as a new release."""
         data = self._post(f"{_BASE}/releases/{release_id}/rollback", None, idempotency_key)
         return SkillRelease.model_validate(data)
 

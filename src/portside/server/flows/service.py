@@ -353,7 +353,11 @@ class ExecutionService:
         return [execution_view(r) for r in rows], int(total)
 
     async def cancel(self, execution_id: str, *, owner: str | None = None) -> ExecutionView:
-        """Ask for cancellation. Unclaimed executions stop at once; running ones within moments."""
+        """Cancel: the execution is recorded ``cancelled`` before this returns, then its work is stopped.
+
+        The engine running it is signalled (directly, or through ``cancel_requested`` on its next lease
+        renewal on another replica); its later writes cannot overwrite the recorded cancellation.
+        """
         now = utcnow()
         async with self.db.transaction() as s:
             row = await s.get(ExecutionRow, execution_id)
@@ -370,18 +374,19 @@ class ExecutionService:
             row.cancel_requested = True
             row.updated_at = now
             unclaimed = row.lease_owner is None or (row.lease_expires_at is not None and row.lease_expires_at < now)
-            if row.status == "pending" and unclaimed:
-                row.status = "cancelled"
-                row.error_message = "cancelled before it started"
-                row.completed_at = now
+            started = row.status != "pending"
+            row.status = "cancelled"
+            row.error_message = "cancelled by request" if started else "cancelled before it started"
+            row.completed_at = now
+            if unclaimed:  # nobody runs it: nothing to stop
                 row.lease_owner = None
                 row.lease_expires_at = None
                 row.lease_token += 1
-                await s.execute(
-                    update(NodeRunRow)
-                    .where(NodeRunRow.execution_id == execution_id, NodeRunRow.status == "pending")
-                    .values(status="cancelled", updated_at=now)
-                )
+            await s.execute(
+                update(NodeRunRow)
+                .where(NodeRunRow.execution_id == execution_id, NodeRunRow.status.in_(("pending", "running")))
+                .values(status="cancelled", updated_at=now)
+            )
         self.hub.publish(execution_id, finished=row.status in TERMINAL_EXECUTION)
         if self.engine is not None:
             self.engine.signal_cancel(execution_id)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, case, insert, literal, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,19 @@ EXEC = cast(Table, ExecutionRow.__table__)
 NODES = cast(Table, NodeRunRow.__table__)
 MAX_BATCH = 64
 _ATTEMPTS = 3
+#: Columns a recorded cancellation owns: once an execution is ``cancelled`` (the cancel call records it
+#: before answering) the runner's later writes leave them alone; it still releases its lease.
+_CANCEL_OWNED = ("status", "error_message", "error", "completed_at", "output_data")
+
+
+def _keep_cancelled(values: dict[str, Any]) -> dict[str, Any]:
+    """SET expressions that do not overwrite a recorded cancellation."""
+    out = dict(values)
+    for column in _CANCEL_OWNED:
+        if column in out:
+            col = EXEC.c[column]
+            out[column] = case((EXEC.c.status == "cancelled", col), else_=literal(out[column], col.type))
+    return out
 
 
 class LeaseLost(Exception):
@@ -54,7 +67,7 @@ class StateWrite:
         result = await s.execute(
             update(EXEC)
             .where(EXEC.c.id == self.execution_id, EXEC.c.lease_owner == self.owner, EXEC.c.lease_token == self.token)
-            .values(updated_at=now, **self.execution)
+            .values(updated_at=now, **_keep_cancelled(self.execution))
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return False

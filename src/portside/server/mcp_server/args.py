@@ -142,6 +142,12 @@ class RunSkillEvaluation(Args):
 class PromoteSkillCandidate(Args):
     candidate_id: str
     stage: str = Field(default="canary", pattern="^(canary|stable)$", description="canary (start here) or stable.")
+    canary_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="canary only: share of runs the canary serves; the stable release it replaces serves the rest.",
+    )
     change_summary: str | None = None
 
 

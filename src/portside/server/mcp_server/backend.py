@@ -79,7 +79,9 @@ class Backend(Protocol):
     async def create_candidate(self, fields: JSON) -> JSON: ...
     async def evaluate_candidate(self, candidate_id: str, fields: JSON) -> JSON: ...
     async def run_evaluation(self, candidate_id: str, benchmark_id: str) -> JSON: ...
-    async def promote(self, candidate_id: str, *, stage: str, change_summary: str | None) -> JSON: ...
+    async def promote(
+        self, candidate_id: str, *, stage: str, canary_share: float | None, change_summary: str | None
+    ) -> JSON: ...
     async def list_candidates(self, *, status: str | None, skill_key: str | None, limit: int, offset: int) -> JSON: ...
     async def list_releases(
         self, *, skill_key: str | None, active_only: bool, stage: str | None, limit: int, offset: int
@@ -205,9 +207,13 @@ class ServiceBackend:
     async def run_evaluation(self, candidate_id: str, benchmark_id: str) -> JSON:
         return _dump(await self.skills.run_evaluation(self.principal, candidate_id, benchmark_id))
 
-    async def promote(self, candidate_id: str, *, stage: str, change_summary: str | None) -> JSON:
+    async def promote(
+        self, candidate_id: str, *, stage: str, canary_share: float | None, change_summary: str | None
+    ) -> JSON:
         return _dump(
-            await self.skills.promote(self.principal, candidate_id, stage=stage, change_summary=change_summary)
+            await self.skills.promote(
+                self.principal, candidate_id, stage=stage, canary_share=canary_share, change_summary=change_summary
+            )
         )
 
     async def list_candidates(self, *, status: str | None, skill_key: str | None, limit: int, offset: int) -> JSON:

@@ -124,8 +124,12 @@ class RemoteBackend:
     async def run_evaluation(self, candidate_id: str, benchmark_id: str) -> JSON:
         return (await self.skills.run_evaluation(candidate_id, benchmark_id=benchmark_id)).model_dump(mode="json")
 
-    async def promote(self, candidate_id: str, *, stage: str, change_summary: str | None) -> JSON:
-        release = await self.skills.promote(candidate_id, stage=stage, change_summary=change_summary)
+    async def promote(
+        self, candidate_id: str, *, stage: str, canary_share: float | None, change_summary: str | None
+    ) -> JSON:
+        release = await self.skills.promote(
+            candidate_id, stage=stage, canary_share=canary_share, change_summary=change_summary
+        )
         return release.model_dump(mode="json")
 
     async def list_candidates(self, *, status: str | None, skill_key: str | None, limit: int, offset: int) -> JSON:

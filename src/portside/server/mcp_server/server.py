@@ -245,7 +245,9 @@ async def run_skill_evaluation(call: Call, p: a.RunSkillEvaluation) -> JSON:
 
 
 async def promote_skill_candidate(call: Call, p: a.PromoteSkillCandidate) -> JSON:
-    return await call.backend.promote(p.candidate_id, stage=p.stage, change_summary=p.change_summary)
+    return await call.backend.promote(
+        p.candidate_id, stage=p.stage, canary_share=p.canary_share, change_summary=p.change_summary
+    )
 
 
 async def list_skill_candidates(call: Call, p: a.ListSkillCandidates) -> JSON:

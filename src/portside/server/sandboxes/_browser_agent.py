@@ -260,6 +260,9 @@ class Browser:
         self.downloads: list[str] = []
         self.explicit_download = False
         self._req_seq = 0
+        # pages whose last main-frame navigation failed: Chromium commits its error page
+        # (chrome-error://chromewebdata/) a moment later, which would interrupt the next navigation
+        self.unsettled: set[Any] = set()
 
     # -- lifecycle
     @property
@@ -295,6 +298,7 @@ class Browser:
         browser, pw = self.browser, self.pw
         self.browser = self.context = self.pw = None
         self.pages = []
+        self.unsettled.clear()
         self.refs.clear()
         self.frame = None
         if browser is not None:
@@ -314,9 +318,32 @@ class Browser:
         page.on("download", self._on_download)
         page.on("request", self._on_request)
         page.on("response", self._on_response)
+        page.on("requestfailed", lambda req: self._on_request_failed(page, req))
         page.on("close", self._on_close)
 
+    def _on_request_failed(self, page: Any, req: Any) -> None:
+        with contextlib.suppress(Exception):
+            aborted = "ERR_ABORTED" in str(req.failure or "")  # replaced or a download: no error page follows
+            if req.is_navigation_request() and req.frame == page.main_frame and not aborted:
+                self.unsettled.add(page)
+
+    async def settle(self, budget_ms: float = 2000) -> None:
+        """Let the active page finish a failed navigation, so a command starts from a settled page.
+
+        After a main-frame navigation failed, Chromium commits its error page a moment later; wait
+        (at most ``budget_ms``) until it has committed and loaded. Immediate otherwise; never raises.
+        """
+        if not self.running or not self.pages:
+            return
+        page = self.pages[min(self.active, len(self.pages) - 1)]
+        if page not in self.unsettled:
+            return
+        with contextlib.suppress(Exception):
+            await page.wait_for_url(lambda url: url.startswith("chrome-error://"), timeout=budget_ms)
+        self.unsettled.discard(page)
+
     def _on_close(self, page: Any) -> None:
+        self.unsettled.discard(page)
         if page in self.pages:
             idx = self.pages.index(page)
             self.pages.remove(page)
@@ -1043,8 +1070,10 @@ class Agent:
             if handler is None:
                 raise CommandError(f"Unknown command: {tokens[0]}")
             self.browser.timeout_ms = max(1.0, timeout * 1000 - 250)
+            await self.browser.settle(min(2000.0, self.browser.timeout_ms / 4))
             action, data = await handler(tokens[1:])
         except Exception as exc:  # every failure is a command result, never a crash
+            await self.browser.settle(min(2000.0, self.browser.timeout_ms / 4))  # e.g. a failed open's error page
             message = _error_text(exc)
             if as_json:
                 return json.dumps({"success": False, "data": None, "error": message}) + "\n", "", 1

@@ -80,11 +80,11 @@ class SkillReleaseRow(Base):
     __tablename__ = "skill_releases"
     __table_args__ = (
         UniqueConstraint("skill_key", "version", name="uq_skill_releases_key_version"),
-        # At most one active release per skill key and stage, enforced by the database itself.
+        # At most one active release per skill (as Bay), enforced by the database itself. A canary
+        # split is carried by the active canary release (``canary_share`` + ``fallback_release_id``).
         Index(
-            "uq_skill_releases_active_stage",
+            "uq_skill_releases_active_skill",
             "skill_key",
-            "stage",
             unique=True,
             sqlite_where=text("is_active"),
             postgresql_where=text("is_active"),
@@ -105,6 +105,9 @@ class SkillReleaseRow(Base):
     upgrade_of_release_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     upgrade_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     change_summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Canary split: the share of runs the (active) canary serves; the rest go to the fallback stable release.
+    canary_share: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fallback_release_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     deleted_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     delete_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

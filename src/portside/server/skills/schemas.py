@@ -123,6 +123,8 @@ class ReleaseInfo(BaseModel):
     upgrade_of_release_id: str | None = None
     upgrade_reason: str | None = None
     change_summary: str | None = None
+    canary_share: float | None = None
+    fallback_release_id: str | None = None
     is_deleted: bool = False
     deleted_at: datetime | None = None
     deleted_by: str | None = None
@@ -145,11 +147,24 @@ class ReleaseInfo(BaseModel):
             upgrade_of_release_id=r.upgrade_of_release_id,
             upgrade_reason=r.upgrade_reason,
             change_summary=r.change_summary,
+            canary_share=r.canary_share,
+            fallback_release_id=r.fallback_release_id,
             is_deleted=r.deleted_at is not None,
             deleted_at=r.deleted_at,
             deleted_by=r.deleted_by,
             delete_reason=r.delete_reason,
         )
+
+
+class Deleted(BaseModel):
+    """Bay's delete reply (``id``, ``deleted_at``, ``deleted_by``, ``delete_reason``) plus ``deleted``/``reason``."""
+
+    id: str
+    deleted_at: datetime
+    deleted_by: str | None = None
+    delete_reason: str | None = None
+    deleted: bool = True
+    reason: str | None = None
 
 
 class ReleaseList(BaseModel):

@@ -38,6 +38,7 @@ from portside.server.skills.schemas import (
     BenchmarkInfo,
     CandidateInfo,
     CandidateList,
+    Deleted,
     EvaluationInfo,
     PayloadCreated,
     PayloadInfo,
@@ -107,8 +108,12 @@ class SkillService:
         return PayloadCreated(payload_ref=ref, kind=kind)
 
     async def get_payload(self, ref: str) -> PayloadInfo:
+        """A stored payload by its ``sha256-…`` ref (Bay's ``blob:`` prefix is accepted); others are 400."""
+        stored = ref.removeprefix("blob:")
+        if not stored.startswith("sha256-"):
+            raise InvalidInput(f"Unsupported payload_ref: {ref}", details={"payload_ref": ref})
         async with self.db.session() as s:
-            row = await s.get(SkillPayloadRow, ref)
+            row = await s.get(SkillPayloadRow, stored)
         if row is None:
             raise NotFound(f"payload {ref} not found")
         return PayloadInfo(payload_ref=row.ref, kind=row.kind, payload=row.payload)
@@ -136,7 +141,10 @@ class SkillService:
             raise InvalidInput("source_execution_ids must name at least one execution")
         if len(set(source_execution_ids)) != len(source_execution_ids):
             raise InvalidInput("source_execution_ids has duplicates")
-        executions = await self.sandboxes.history.by_ids(caller, source_execution_ids)
+        try:
+            executions = await self.sandboxes.history.by_ids(caller, source_execution_ids)
+        except NotFound as exc:  # bad evidence is a bad request, as on Bay (400 validation_error)
+            raise InvalidInput(exc.message, details=exc.details) from None
         if payload_ref and payload_ref.startswith("sha256-"):
             await self.get_payload(payload_ref)
         skill_type = "browser" if any(e.exec_type == "browser" for e in executions) else "code"
@@ -187,16 +195,18 @@ class SkillService:
             ).scalars()
             return CandidateList(items=[CandidateInfo.of(r) for r in rows], total=int(total))
 
-    async def delete_candidate(self, caller: Principal, candidate_id: str, reason: str | None) -> dict[str, Any]:
+    async def delete_candidate(self, caller: Principal, candidate_id: str, reason: str | None) -> Deleted:
         async with self.db.transaction() as s:
             row = await s.get(SkillCandidateRow, candidate_id)
             if row is None or row.deleted_at is not None:
                 raise NotFound(f"candidate {candidate_id} not found")
+            releases = select(SkillReleaseRow.id).where(SkillReleaseRow.candidate_id == candidate_id)
             active = (
                 (
                     await s.execute(
                         select(SkillReleaseRow.id).where(
-                            SkillReleaseRow.candidate_id == candidate_id, SkillReleaseRow.is_active.is_(True)
+                            SkillReleaseRow.is_active.is_(True),
+                            SkillReleaseRow.id.in_(releases) | SkillReleaseRow.fallback_release_id.in_(releases),
                         )
                     )
                 )
@@ -204,9 +214,12 @@ class SkillService:
                 .first()
             )
             if active:
-                raise Conflict(f"candidate {candidate_id} backs active release {active}")
+                raise Conflict(f"candidate {candidate_id} backs active release {active} (or its fallback)")
             row.deleted_at, row.deleted_by, row.delete_reason = utcnow(), caller.owner, reason
-        return {"id": candidate_id, "deleted": True, "reason": reason}
+            deleted_at = row.deleted_at
+        return Deleted(
+            id=candidate_id, deleted_at=deleted_at, deleted_by=caller.owner, delete_reason=reason, reason=reason
+        )
 
     # -------------------------------------------------------------- evaluation
 
@@ -357,13 +370,20 @@ class SkillService:
         candidate_id: str,
         *,
         stage: str = "canary",
+        canary_share: float | None = None,
         upgrade_of_release_id: str | None = None,
         upgrade_reason: str | None = None,
         change_summary: str | None = None,
     ) -> ReleaseInfo:
-        """Release a passed candidate; the stage's previous active release is deactivated atomically."""
+        """Release a passed candidate; it becomes the skill's one active release.
+
+        A canary keeps the stable release it is tried against as ``fallback_release_id`` and serves
+        ``canary_share`` of runs (the service default when not given); a stable release serves all runs.
+        """
         if stage not in STAGES:
             raise InvalidInput(f"stage must be one of {list(STAGES)}", details={"stage": stage})
+        if canary_share is not None and (stage != "canary" or not 0.0 <= canary_share <= 1.0):
+            raise InvalidInput("canary_share must be between 0 and 1, and only for a canary release")
         cand = await self._candidate(candidate_id)
         if cand.latest_pass is not True:
             raise Conflict(
@@ -375,6 +395,7 @@ class SkillService:
             cand.skill_key,
             cand.id,
             stage,
+            canary_share=(self.canary_share if canary_share is None else canary_share) if stage == "canary" else None,
             rollback_of=None,
             upgrade_of=upgrade_of_release_id,
             upgrade_reason=upgrade_reason,
@@ -395,15 +416,18 @@ class SkillService:
         stage: str,
         *,
         rollback_of: str | None,
+        canary_share: float | None = None,
         upgrade_of: str | None = None,
         upgrade_reason: str | None = None,
         change_summary: str | None = None,
-        previous: str | bool | None = False,
+        restore: SkillReleaseRow | None = None,
     ) -> SkillReleaseRow:
-        """Insert a new active release in ``stage``; retried when a concurrent promotion wins the race.
+        """Insert the skill's new active release, retiring the current one; retried on a lost race.
 
-        The partial unique index (one active release per key and stage) and the unique
-        (key, version) pair make the database itself reject a double activation.
+        The partial unique index (one active release per skill) and the unique (key, version) pair
+        make the database itself reject a double activation. A rollback passes ``restore`` (the
+        release it re-activates the candidate of: its split and history are restored) and must still
+        find ``rollback_of`` active.
         """
         for attempt in range(20):
             try:
@@ -412,12 +436,21 @@ class SkillService:
                     current = (
                         await s.execute(
                             select(SkillReleaseRow)
-                            .where(
-                                SkillReleaseRow.skill_key == skill_key,
-                                SkillReleaseRow.stage == stage,
-                                SkillReleaseRow.is_active.is_(True),
-                            )
+                            .where(SkillReleaseRow.skill_key == skill_key, SkillReleaseRow.is_active.is_(True))
                             .with_for_update()
+                        )
+                    ).scalar_one_or_none()
+                    if rollback_of is not None and (current is None or current.id != rollback_of):
+                        raise Conflict(
+                            f"release {rollback_of} was replaced meanwhile; roll back "
+                            f"{current.id if current else 'the active release'} instead"
+                        )
+                    latest = (
+                        await s.execute(
+                            select(SkillReleaseRow)
+                            .where(SkillReleaseRow.skill_key == skill_key, SkillReleaseRow.deleted_at.is_(None))
+                            .order_by(SkillReleaseRow.version.desc())
+                            .limit(1)
                         )
                     ).scalar_one_or_none()
                     version = (
@@ -427,6 +460,17 @@ class SkillService:
                             )
                         )
                     ).scalar_one()
+                    if restore is not None:
+                        previous, fallback, share = (
+                            restore.previous_release_id,
+                            restore.fallback_release_id,
+                            restore.canary_share,
+                        )
+                    else:
+                        previous, share = (latest.id if latest else None), canary_share
+                        fallback = None
+                        if stage == "canary" and current is not None:
+                            fallback = current.id if current.stage == "stable" else current.fallback_release_id
                     if current is not None:
                         current.is_active = False
                         await s.flush()
@@ -441,16 +485,18 @@ class SkillService:
                         promoted_by=caller.owner,
                         promoted_at=utcnow(),
                         rollback_of=rollback_of,
-                        previous_release_id=(current.id if current else None) if previous is False else previous,
+                        previous_release_id=previous,
                         upgrade_of_release_id=upgrade_of,
                         upgrade_reason=upgrade_reason,
                         change_summary=change_summary,
+                        canary_share=share if stage == "canary" else None,
+                        fallback_release_id=fallback if stage == "canary" else None,
                     )
                     s.add(row)
                 return row
             except (IntegrityError, DBAPIError):  # a lost race; the indexes kept the invariant
                 await asyncio.sleep(0.005 * (attempt + 1) * self._rng.random())
-        raise Conflict(f"could not promote {skill_key}/{stage}: too much contention, try again")
+        raise Conflict(f"could not promote {skill_key}: too much contention, try again")
 
     async def _release(self, release_id: str) -> SkillReleaseRow:
         async with self.db.session() as s:
@@ -491,50 +537,53 @@ class SkillService:
             ).scalars()
             return ReleaseList(items=[ReleaseInfo.of(r) for r in rows], total=int(total))
 
-    async def delete_release(self, caller: Principal, release_id: str, reason: str | None) -> dict[str, Any]:
+    async def delete_release(self, caller: Principal, release_id: str, reason: str | None) -> Deleted:
+        """Soft-delete a release (Bay's reply body). Deleting the active canary re-activates its fallback."""
         async with self.db.transaction() as s:
             row = await s.get(SkillReleaseRow, release_id)
             if row is None or row.deleted_at is not None:
                 raise NotFound(f"release {release_id} not found")
+            await lock_key(s, f"skill-release:{row.skill_key}")
+            fallback = (
+                await s.get(SkillReleaseRow, row.fallback_release_id)
+                if row.is_active and row.fallback_release_id
+                else None
+            )
             row.is_active = False
             row.deleted_at, row.deleted_by, row.delete_reason = utcnow(), caller.owner, reason
-        return {"id": release_id, "deleted": True, "reason": reason}
+            if fallback is not None and fallback.deleted_at is None:
+                await s.flush()
+                fallback.is_active = True
+            deleted_at = row.deleted_at
+        return Deleted(
+            id=release_id, deleted_at=deleted_at, deleted_by=caller.owner, delete_reason=reason, reason=reason
+        )
 
     async def rollback(self, caller: Principal, release_id: str) -> ReleaseInfo:
-        """A new release re-activating the version the given active release replaced.
+        """A new release re-activating the skill's previous release (whatever its stage).
 
-        The new release records ``rollback_of`` = the replaced release, and inherits the target's
-        predecessor, so rolling back again keeps walking back through history (never rewriting it).
+        The release must be the skill's active one. Its previous release is the newest (not
+        deleted) release of the skill before it; a skill's first release cannot be rolled back (409).
+        The new release records ``rollback_of``, takes the previous release's stage and canary split,
+        and inherits its predecessor, so rolling back again keeps walking back through history.
         """
         release = await self._release(release_id)
         if not release.is_active:
             raise Conflict(f"release {release_id} is not active; only the active release can be rolled back")
-        if release.previous_release_id is None:
+        target = await self._previous_of(release)
+        if target is None:
             raise Conflict(
                 f"release {release_id} has no previous release to roll back to",
-                details={"skill_key": release.skill_key, "stage": release.stage},
+                details={"release_id": release_id, "skill_key": release.skill_key},
             )
-        target = await self._release(release.previous_release_id)
-        async with self.db.session() as s:
-            current = (
-                await s.execute(
-                    select(SkillReleaseRow.id).where(
-                        SkillReleaseRow.skill_key == release.skill_key,
-                        SkillReleaseRow.stage == release.stage,
-                        SkillReleaseRow.is_active.is_(True),
-                    )
-                )
-            ).scalar_one_or_none()
-        if current != release.id:
-            raise Conflict(f"release {release_id} was replaced meanwhile; roll back {current} instead")
         row = await self._activate(
             caller,
             release.skill_key,
             target.candidate_id,
-            release.stage,
+            target.stage,
             rollback_of=release.id,
             change_summary=f"rollback of v{release.version} to the candidate of v{target.version}",
-            previous=target.previous_release_id,
+            restore=target,
         )
         async with self.db.transaction() as s:
             await s.execute(
@@ -544,34 +593,70 @@ class SkillService:
             )
         return ReleaseInfo.of(row)
 
+    async def _previous_of(self, release: SkillReleaseRow) -> SkillReleaseRow | None:
+        """The first not-deleted release along ``previous_release_id``.
+
+        A promotion without a recorded predecessor (rows from before one-active-per-skill) falls
+        back to the newest not-deleted release of the skill before it.
+        """
+        async with self.db.session() as s:
+            if release.previous_release_id is None and release.rollback_of is None:
+                return (
+                    await s.execute(
+                        select(SkillReleaseRow)
+                        .where(
+                            SkillReleaseRow.skill_key == release.skill_key,
+                            SkillReleaseRow.version < release.version,
+                            SkillReleaseRow.deleted_at.is_(None),
+                        )
+                        .order_by(SkillReleaseRow.version.desc())
+                        .limit(1)
+                    )
+                ).scalar_one_or_none()
+            rid, seen = release.previous_release_id, set[str]()
+            while rid and rid not in seen:
+                seen.add(rid)
+                row = await s.get(SkillReleaseRow, rid)
+                if row is None:
+                    return None
+                if row.deleted_at is None:
+                    return row
+                rid = row.previous_release_id
+            return None
+
     # -------------------------------------------------------------- use and health
 
     async def choose_release(self, skill_key: str, stage: str | None = None) -> SkillReleaseRow:
-        """The release to run: the requested stage, else canary for ``canary_share`` of runs, else stable."""
+        """The release to run: the active one; an active canary serves its ``canary_share`` of runs
+        and its fallback stable release the rest. ``stage`` forces the canary or the stable release."""
         async with self.db.session() as s:
-            rows = (
-                (
-                    await s.execute(
-                        select(SkillReleaseRow).where(
-                            SkillReleaseRow.skill_key == skill_key,
-                            SkillReleaseRow.is_active.is_(True),
-                            SkillReleaseRow.deleted_at.is_(None),
-                        )
+            active = (
+                await s.execute(
+                    select(SkillReleaseRow).where(
+                        SkillReleaseRow.skill_key == skill_key,
+                        SkillReleaseRow.is_active.is_(True),
+                        SkillReleaseRow.deleted_at.is_(None),
                     )
                 )
-                .scalars()
-                .all()
+            ).scalar_one_or_none()
+            fallback = (
+                await s.get(SkillReleaseRow, active.fallback_release_id)
+                if active is not None and active.stage == "canary" and active.fallback_release_id
+                else None
             )
-        by_stage = {r.stage: r for r in rows}
+        if fallback is not None and fallback.deleted_at is not None:
+            fallback = None
+        by_stage = {r.stage: r for r in (fallback, active) if r is not None}
         if stage is not None:
             if stage not in by_stage:
                 raise NotFound(f"skill {skill_key} has no active {stage} release")
             return by_stage[stage]
-        if not by_stage:
+        if active is None:
             raise NotFound(f"skill {skill_key} has no active release")
-        if "canary" in by_stage and "stable" in by_stage:
-            return by_stage["canary"] if self._rng.random() < self.canary_share else by_stage["stable"]
-        return next(iter(by_stage.values()))
+        if fallback is None:
+            return active
+        share = self.canary_share if active.canary_share is None else active.canary_share
+        return active if self._rng.random() < share else fallback
 
     async def run_skill(
         self,

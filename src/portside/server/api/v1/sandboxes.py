@@ -132,9 +132,10 @@ async def get_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller:
 
 
 @router.post("/sandboxes/{sandbox_id}/stop")
-async def stop_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> Response:
+async def stop_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> dict[str, str]:
+    """Stop the session (workspace kept); 200 ``{"status": "stopped"}`` as Bay."""
     await s.stop(caller, sandbox_id)
-    return Response(status_code=204)
+    return {"status": "stopped"}
 
 
 @router.delete("/sandboxes/{sandbox_id}")
@@ -240,7 +241,7 @@ async def write_file(
     else:
         raise InvalidInput("encoding must be utf-8 or base64", details={"encoding": body.encoding})
     await _blocking(files.write_bytes, ws, body.path, content, limit, s.max_file_bytes)
-    return {"path": body.path, "size": len(content)}
+    return {"status": "ok", "path": body.path, "size": len(content)}
 
 
 @router.get("/sandboxes/{sandbox_id}/filesystem/directories")
@@ -255,10 +256,11 @@ async def list_dir(
 @router.delete("/sandboxes/{sandbox_id}/filesystem/files")
 async def delete_file(
     sandbox_id: str, path: str, s: SandboxService = Depends(svc), caller: Principal = Writer
-) -> Response:
+) -> dict[str, str]:
+    """Delete a file or directory; 200 ``{"status": "ok"}`` as Bay."""
     ws, _ = await _fs(sandbox_id, s, caller)
     await _blocking(files.delete, ws, path)
-    return Response(status_code=204)
+    return {"status": "ok"}
 
 
 @router.post("/sandboxes/{sandbox_id}/filesystem/upload")
@@ -276,7 +278,7 @@ async def upload(
         raise PayloadTooLarge(f"file of {size} bytes exceeds the {s.max_file_bytes}-byte limit", details={"size": size})
     content = await file.read(s.max_file_bytes + 1)
     await _blocking(files.write_bytes, ws, path, content, limit, s.max_file_bytes)
-    return {"path": path, "size": len(content)}
+    return {"status": "ok", "path": path, "size": len(content)}
 
 
 @router.get("/sandboxes/{sandbox_id}/filesystem/download")

@@ -21,6 +21,7 @@ from portside.server.skills.schemas import (
     BenchmarkInfo,
     CandidateInfo,
     CandidateList,
+    Deleted,
     EvaluationInfo,
     PayloadCreated,
     PayloadInfo,
@@ -69,6 +70,7 @@ class RunEvaluation(BaseModel):
 
 class Promote(BaseModel):
     stage: str = "canary"
+    canary_share: float | None = Field(default=None, ge=0.0, le=1.0)
     upgrade_of_release_id: str | None = None
     upgrade_reason: str | None = None
     change_summary: str | None = None
@@ -98,7 +100,7 @@ async def create_payload(body: PayloadCreate, s: SkillService = Depends(svc), ca
     return await s.create_payload(caller, body.payload, body.kind)
 
 
-@router.get("/payloads/{payload_ref}", response_model=PayloadInfo)
+@router.get("/payloads/{payload_ref:path}", response_model=PayloadInfo)
 async def get_payload(payload_ref: str, s: SkillService = Depends(svc), _: Principal = Reader) -> Any:
     return await s.get_payload(payload_ref)
 
@@ -125,13 +127,13 @@ async def get_candidate(candidate_id: str, s: SkillService = Depends(svc), _: Pr
     return await s.get_candidate(candidate_id)
 
 
-@router.delete("/candidates/{candidate_id}")
+@router.delete("/candidates/{candidate_id}", response_model=Deleted)
 async def delete_candidate(
     candidate_id: str,
     body: DeleteReason | None = Body(default=None),
     s: SkillService = Depends(svc),
     caller: Principal = Writer,
-) -> dict[str, Any]:
+) -> Any:
     return await s.delete_candidate(caller, candidate_id, (body or DeleteReason()).reason)
 
 
@@ -175,13 +177,13 @@ async def get_release(release_id: str, s: SkillService = Depends(svc), _: Princi
     return await s.get_release(release_id)
 
 
-@router.delete("/releases/{release_id}")
+@router.delete("/releases/{release_id}", response_model=Deleted)
 async def delete_release(
     release_id: str,
     body: DeleteReason | None = Body(default=None),
     s: SkillService = Depends(svc),
     caller: Principal = Writer,
-) -> dict[str, Any]:
+) -> Any:
     return await s.delete_release(caller, release_id, (body or DeleteReason()).reason)
 
 
