@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, LiveServer, make_settings
+from tests.conftest import ADMIN_KEY, LiveServer, free_port, make_settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -82,3 +82,26 @@ def test_default_failure_budget_does_not_hit_a_few_mistakes(tmp_path: Path) -> N
             assert c.get("/v1/sandboxes", headers=AUTH).status_code == 200
     finally:
         live.stop()
+
+
+def test_forwarded_for_cannot_dodge_the_lockout(tmp_path: Path) -> None:
+    """A real ``portside serve``: rotating ``X-Forwarded-For`` does not give a guessing client new budgets.
+
+    uvicorn trusts forwarded headers from 127.0.0.1 by default; Portside turns that off unless
+    ``PORTSIDE_FORWARDED_ALLOW_IPS`` names the proxies to trust.
+    """
+    from tests.reliability.server_process import server_process
+
+    port = free_port()
+    env: dict[str, str | None] = {"PORTSIDE_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE": "3"}
+    with server_process(tmp_path / "data", port, tmp_path / "server.log", env_overrides=env):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            statuses = [
+                c.get(
+                    "/v1/sandboxes",
+                    headers={"Authorization": f"Bearer sk_guess_{i:020d}", "X-Forwarded-For": f"203.0.113.{i}"},
+                ).status_code
+                for i in range(6)
+            ]
+    assert statuses[:3] == [401] * 3, statuses
+    assert statuses[3:] == [429] * 3, statuses

@@ -93,7 +93,14 @@ def serve(
 
     url = f"http://{settings.host}:{settings.port}"
     config = uvicorn.Config(
-        app_, host=settings.host, port=settings.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10
+        app_,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
     original_startup = server.startup

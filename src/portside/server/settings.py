@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".portside"), description="Where the embedded store and files live.")
     host: str = "127.0.0.1"
     port: int = 8321
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Comma-separated proxy addresses whose X-Forwarded-For is trusted (e.g. your load balancer). "
+        "Unset: forwarded headers are ignored, so a client cannot pick the address its limits are charged to.",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; default is SQLite in the data dir. "
