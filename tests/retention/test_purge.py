@@ -59,7 +59,14 @@ def _sandbox(sid: str, cid: str, deleted: datetime | None = None, expires: datet
 
 def _exec(eid: str, sid: str, created: datetime, output: str = "x" * 1000) -> ExecutionRow:
     return ExecutionRow(
-        id=eid, sandbox_id=sid, owner="o", exec_type="shell", code="echo", success=True, output=output, created_at=created
+        id=eid,
+        sandbox_id=sid,
+        owner="o",
+        exec_type="shell",
+        code="echo",
+        success=True,
+        output=output,
+        created_at=created,
     )
 
 
@@ -82,7 +89,13 @@ async def test_execution_output_of_deleted_sandboxes(app: FastAPI) -> None:
         _exec("e_orphan_new", "s_gone", now - timedelta(hours=1)),
         SkillCandidateRow(id="cand", skill_key="k", source_execution_ids=["e_old_cited"], status="draft"),
         SkillRunRow(
-            id="run", release_id="r", skill_key="k", execution_id="e_old_run", success=True, duration_ms=1, created_at=now
+            id="run",
+            release_id="r",
+            skill_key="k",
+            execution_id="e_old_run",
+            success=True,
+            duration_ms=1,
+            created_at=now,
         ),
     )
     report = await _retention(app).run()
