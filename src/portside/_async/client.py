@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from portside._async._http import AsyncHTTP
+from portside._async.resources.admin import AsyncAdmin
 from portside._async.resources.agent_deployments import AsyncAgentDeployments
 from portside._async.resources.agents import AsyncAgents
 from portside._async.resources.cargos import AsyncCargos
@@ -60,6 +61,7 @@ class AsyncClient:
         self.executions = AsyncExecutions(self._http)
         self.mcp = AsyncMcpHub(self._http)
         self.inputs = AsyncInputs(self._http)
+        self.admin = AsyncAdmin(self._http)
 
     async def health(self) -> Health:
         """Liveness of the server."""

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from portside._sync._http import HTTP
+from portside._sync.resources.admin import Admin
 from portside._sync.resources.agent_deployments import AgentDeployments
 from portside._sync.resources.agents import Agents
 from portside._sync.resources.cargos import Cargos
@@ -61,6 +62,7 @@ class Client:
         self.executions = Executions(self._http)
         self.mcp = McpHub(self._http)
         self.inputs = Inputs(self._http)
+        self.admin = Admin(self._http)
 
     def health(self) -> Health:
         """Liveness of the server."""

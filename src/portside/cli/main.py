@@ -22,6 +22,7 @@ from portside.cli.common import (
     fit_table,
 )
 from portside.cli.flows import agent_app, flow_app
+from portside.cli.gc import gc_command
 from portside.cli.kb import kb_app
 from portside.cli.mcp import mcp_command
 from portside.cli.mcp_hub import mcp_server_app
@@ -50,6 +51,7 @@ app.add_typer(mcp_server_app, name="mcp-server")
 app.add_typer(task_app, name="task")
 app.add_typer(worker_app, name="worker")
 app.command("mcp")(mcp_command)
+app.command("gc")(gc_command)
 
 
 def fail(exc: Exception) -> None:

@@ -26,4 +26,5 @@ AREAS: list[str] = [
     "portside.server.api.v1.knowledge",
     "portside.server.inputs.area",
     "portside.server.metrics.area",
+    "portside.server.retention.area",
 ]

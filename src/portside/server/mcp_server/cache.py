@@ -7,12 +7,12 @@ stopped, through the backend of the caller who created it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
+from portside.server.keyedlocks import KeyedLocks
 from portside.server.mcp_server.backend import Backend
 
 log = logging.getLogger("portside.mcp")
@@ -42,7 +42,7 @@ class SandboxCache:
         self.profile = profile
         self.eviction = eviction
         self._entries: OrderedDict[str, CachedSandbox] = OrderedDict()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # one per session key, only while a create is under way
         #: Sandbox ids released by eviction, most recent last (bounded; for operators and tests).
         self.evicted: list[str] = []
 
@@ -70,8 +70,7 @@ class SandboxCache:
         found = self.get(key)
         if found is not None:
             return found
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(key):
             found = self.get(key)
             if found is not None:
                 return found
@@ -80,8 +79,7 @@ class SandboxCache:
             victims: list[tuple[str, CachedSandbox]] = []
             while len(self._entries) > self.max_size:
                 victims.append(self._entries.popitem(last=False))
-        for old_key, entry in victims:
-            self._locks.pop(old_key, None)
+        for _old_key, entry in victims:
             await self._release(entry)
         return sandbox_id
 

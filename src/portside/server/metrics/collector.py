@@ -214,6 +214,9 @@ class MetricsCollector:
             totals = live_totals()
             extra["http_input_active_requests"] = int(totals.get("active_requests", 0))
             extra["http_input_rejected"] = int(totals.get("rejected", 0))
+        figures = getattr(self.services.get("retention"), "figures", None)
+        if callable(figures):
+            extra["retention"] = figures()
         return Snapshot(uptime_seconds=time.time() - STARTED, host=host, counts=counts, extra=extra)
 
 
@@ -283,4 +286,5 @@ def native_metrics(snap: Snapshot) -> dict[str, Any]:
             "active_requests": int(snap.extra.get("http_input_active_requests", 0)),
             "rejected_since_start": int(snap.extra.get("http_input_rejected", 0)),
         },
+        "retention": dict(snap.extra.get("retention") or {}),
     }

@@ -112,4 +112,35 @@ def render(snap: Snapshot) -> str:
         "Webhook requests refused by this process since it started (signature, limits, stopped).",
         snap.extra.get("http_input_rejected", 0),
     )
+    _retention(w, snap.extra.get("retention"))
     return w.text()
+
+
+def _retention(w: _Writer, figures: object) -> None:
+    """The purge's figures (see ``portside.server.retention``), when the area is mounted."""
+    if not isinstance(figures, dict):
+        return
+    w.one("portside_retention_runs", "Purges run by this process since it started.", figures.get("runs") or 0)
+    w.one(
+        "portside_retention_last_run_timestamp_seconds",
+        "When this process's last purge finished (Unix time; 0 = none yet).",
+        figures.get("last_run_at") or 0,
+    )
+    w.one(
+        "portside_retention_last_run_duration_seconds",
+        "How long this process's last purge took.",
+        figures.get("last_run_seconds") or 0,
+    )
+    if figures.get("store_bytes") is not None:
+        w.one("portside_retention_store_bytes", "Size of the store after the last purge.", figures["store_bytes"])
+    purged = figures.get("purged") or {}
+    w.gauge(
+        "portside_retention_purged_rows",
+        "Rows purged by this process since it started, by kind.",
+        [({"kind": k}, v.get("rows", 0)) for k, v in sorted(purged.items())],
+    )
+    w.gauge(
+        "portside_retention_purged_bytes",
+        "Bytes of stored content (or workspace files) purged by this process since it started, by kind.",
+        [({"kind": k}, v.get("bytes", 0)) for k, v in sorted(purged.items())],
+    )

@@ -27,6 +27,7 @@ from portside.server.auth import Principal
 from portside.server.clock import utcnow
 from portside.server.errors import DomainError, InvalidInput, NotFound
 from portside.server.ids import new_id
+from portside.server.keyedlocks import KeyedLocks
 from portside.server.sandboxes import files
 from portside.server.sandboxes.browser_egress import EgressPolicy
 from portside.server.sandboxes.browser_session import (
@@ -167,7 +168,9 @@ class BrowserService:
         self.egress: dict[str, list[str]] = dict(egress or {})
         self.start_timeout = start_timeout
         self._sessions: dict[str, AgentSession] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
+        # A stopped (or deleted) sandbox's browser agent died with its runtime: drop the session.
+        sandboxes.runtimes.on_stop.append(self.forget)
 
     def set_egress(self, profile_id: str, allow: list[str]) -> None:
         """Let sandboxes of ``profile_id`` reach ``allow`` from their browser (validated now)."""
@@ -181,8 +184,7 @@ class BrowserService:
         return await self.sandboxes._usable(caller, sandbox_id, CAPABILITY_BROWSER)
 
     async def _session(self, row: SandboxRow, handle: SandboxHandle) -> AgentSession:
-        lock = self._locks.setdefault(row.id, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(row.id):
             current = self._sessions.get(row.id)
             if current is not None and current.alive and current.handle is handle:
                 return current
@@ -192,6 +194,12 @@ class BrowserService:
             session = await self._start(row, handle)
             self._sessions[row.id] = session
             return session
+
+    async def forget(self, sandbox_id: str) -> None:
+        """Close and drop the sandbox's browser session, if any (its runtime stopped)."""
+        session = self._sessions.pop(sandbox_id, None)
+        if session is not None:
+            await session.close()
 
     async def _drop(self, sandbox_id: str, session: AgentSession) -> None:
         await session.close()

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from portside.server.keyedlocks import KeyedLocks
 from portside.server.sandboxes.drivers.base import Resources, SandboxDriver, SandboxHandle, SandboxSpec
 from portside.server.sandboxes.drivers.volumes import PlainVolumes, Volumes
 
@@ -26,18 +29,28 @@ class WarmPool(Protocol):
 
 
 class RuntimeManager:
-    """Starts, finds and stops sandbox runtimes; one start per sandbox at a time."""
+    """Starts, finds and stops sandbox runtimes; one start per sandbox at a time.
+
+    Per-sandbox state lives only as long as it is needed: a handle while the runtime runs, a lock
+    while someone holds or waits for it. Listeners added to ``on_stop`` hear of every stop, so that
+    other per-sandbox state (e.g. browser sessions) can go with the runtime.
+    """
 
     def __init__(self, driver: SandboxDriver, pool: WarmPool | None = None, volumes: Volumes | None = None) -> None:
         self.driver = driver
         self.pool = pool
         self.volumes = volumes or PlainVolumes()
         self._handles: dict[str, SandboxHandle] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
+        self.on_stop: list[Callable[[str], Awaitable[None]]] = []
 
-    def lock(self, sandbox_id: str) -> asyncio.Lock:
-        """The lock serialising starts and stops of one sandbox."""
-        return self._locks.setdefault(sandbox_id, asyncio.Lock())
+    def lock(self, sandbox_id: str) -> AbstractAsyncContextManager[None]:
+        """Serialise starts and stops of one sandbox (``async with runtimes.lock(id):``)."""
+        return self._locks.hold(sandbox_id)
+
+    def tracked(self) -> dict[str, int]:
+        """How many sandboxes have per-sandbox state here (tests and leak checks)."""
+        return {"handles": len(self._handles), "locks": len(self._locks)}
 
     def get(self, sandbox_id: str) -> SandboxHandle | None:
         """The live runtime of a sandbox, if it runs here."""
@@ -72,6 +85,11 @@ class RuntimeManager:
         handle = self._handles.pop(sandbox_id, None)
         if handle is not None:
             await handle.stop()
+        for listener in self.on_stop:
+            try:
+                await listener(sandbox_id)
+            except Exception:  # a listener must not keep a sandbox from stopping
+                log.exception("sandbox %s: stop listener failed", sandbox_id)
 
     def running(self) -> list[str]:
         return [sid for sid, h in self._handles.items() if h.alive]

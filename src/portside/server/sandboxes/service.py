@@ -93,7 +93,9 @@ class SandboxService:
         self.node_id = f"{settings.instance_name}-{os.getpid()}"
         self.driver_name = runtimes.driver.name
         self._rows: dict[str, tuple[float, SandboxRow]] = {}
+        # Generations and read counts exist only while a read of that sandbox is in flight.
         self._row_gen: dict[str, int] = {}
+        self._reads: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -127,10 +129,14 @@ class SandboxService:
             row: SandboxRow | None = hit[1]
         else:
             gen = self._row_gen.get(sandbox_id, 0)
-            async with self.db.session() as s:
-                row = await s.get(SandboxRow, sandbox_id)
-            if row is not None and row.deleted_at is None and self._row_gen.get(sandbox_id, 0) == gen:
-                self._remember(row)
+            self._reads[sandbox_id] = self._reads.get(sandbox_id, 0) + 1
+            try:
+                async with self.db.session() as s:
+                    row = await s.get(SandboxRow, sandbox_id)
+                if row is not None and row.deleted_at is None and self._row_gen.get(sandbox_id, 0) == gen:
+                    self._remember(row)
+            finally:
+                self._read_done(sandbox_id)
         if row is None or row.deleted_at is not None or not _visible(caller, row.owner):
             raise NotFound(f"sandbox {sandbox_id} not found", details={"sandbox_id": sandbox_id})
         return row
@@ -161,14 +167,35 @@ class SandboxService:
     def _remember(self, row: SandboxRow) -> None:
         if len(self._rows) >= _ROW_CACHE_MAX:
             self._rows.clear()
-        if len(self._row_gen) >= 10 * _ROW_CACHE_MAX:
-            self._row_gen.clear()  # generations only need to outlive reads in flight
         self._rows[row.id] = (time.monotonic() + ROW_CACHE_SECONDS, row)
 
     def _forget(self, sandbox_id: str) -> None:
         """Drop the cached record; a read that started before this will not re-cache it."""
         self._rows.pop(sandbox_id, None)
-        self._row_gen[sandbox_id] = self._row_gen.get(sandbox_id, 0) + 1
+        if sandbox_id in self._reads:
+            self._row_gen[sandbox_id] = self._row_gen.get(sandbox_id, 0) + 1
+
+    def _prune_rows(self) -> None:
+        """Drop cached records past their reuse window (the cache holds only recently used sandboxes)."""
+        now = time.monotonic()
+        for sandbox_id in [k for k, (until, _) in self._rows.items() if until <= now]:
+            self._rows.pop(sandbox_id, None)
+
+    def _read_done(self, sandbox_id: str) -> None:
+        left = self._reads.get(sandbox_id, 1) - 1
+        if left > 0:
+            self._reads[sandbox_id] = left
+        else:
+            self._reads.pop(sandbox_id, None)
+            self._row_gen.pop(sandbox_id, None)
+
+    def tracked(self) -> dict[str, int]:
+        """How many sandboxes have per-sandbox state here (tests and leak checks)."""
+        return {
+            "cached_rows": len(self._rows),
+            "row_generations": len(self._row_gen),
+            **self.runtimes.tracked(),
+        }
 
     async def _set(self, sandbox_id: str, **values: object) -> SandboxRow:
         self._forget(sandbox_id)
@@ -612,6 +639,7 @@ class SandboxService:
 
     async def reap(self) -> int:
         """Expire sandboxes past their TTL and stop runtimes idle past their deadline."""
+        self._prune_rows()
         now = utcnow()
         async with self.db.session() as s:
             due = (

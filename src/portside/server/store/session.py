@@ -32,6 +32,8 @@ def alembic_config(url: str | None = None) -> Config:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # Before WAL: the mode is fixed when the first table is created (see ensure_incremental_vacuum).
+    cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
@@ -94,6 +96,38 @@ class Database:
                 if not self.is_sqlite:
                     await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_ID})
                     await conn.commit()
+        if self.is_sqlite:
+            await self.ensure_incremental_vacuum()
+
+    async def ensure_incremental_vacuum(self) -> bool:
+        """SQLite: switch a database made before incremental auto-vacuum to it (one full VACUUM, once).
+
+        New databases get the mode from the connect pragma; an older file needs a VACUUM to take it.
+        Returns True when this call converted the file.
+        """
+        if not self.is_sqlite or ":memory:" in self.url:
+            return False
+        async with self.engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            mode = (await auto.execute(text("PRAGMA auto_vacuum"))).scalar_one()
+            if int(mode) == 2:
+                return False
+            await auto.execute(text("PRAGMA auto_vacuum=INCREMENTAL"))
+            await auto.execute(text("VACUUM"))
+        return True
+
+    async def incremental_vacuum(self) -> None:
+        """SQLite: give the free pages back to the OS (and checkpoint the WAL). No-op on PostgreSQL."""
+        if not self.is_sqlite:
+            return
+        async with self.write_lock, self.engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await auto.get_raw_connection()
+            # The pragma frees one page per step; only a script runs it to the end (the sqlite3
+            # module steps a single statement once).
+            driver: Any = raw.driver_connection
+            await driver.executescript("PRAGMA incremental_vacuum;")
+            await auto.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     async def migration_state(self) -> tuple[set[str], set[str]]:
         """(revisions applied in the database, head revisions of the scripts)."""
