@@ -87,9 +87,7 @@ DEFAULT_PROFILES: tuple[Profile, ...] = (
         description="Python, shell, files and a headless Chromium driven with agent-browser commands; no network.",
         capabilities=(CAPABILITY_PYTHON, CAPABILITY_SHELL, CAPABILITY_FILESYSTEM, CAPABILITY_BROWSER),
         # Chromium: many threads, long-lived processes, and no RLIMIT_AS (see drivers/limits.py).
-        resources=Resources(
-            memory_mb=2048, max_processes=512, cpu_seconds=3600, cpus=2.0, limit_address_space=False
-        ),
+        resources=Resources(memory_mb=2048, max_processes=512, cpu_seconds=3600, cpus=2.0, limit_address_space=False),
     ),
     Profile(
         id="shell-minimal",
