@@ -46,7 +46,7 @@ class Profile:
             "id": self.id,
             "image": self.image,
             "resources": {
-                "cpus": 1.0,
+                "cpus": res.cpus,
                 "memory": f"{res.memory_mb}m",
                 "memory_mb": res.memory_mb,
                 "cpu_seconds": res.cpu_seconds,
@@ -80,14 +80,14 @@ DEFAULT_PROFILES: tuple[Profile, ...] = (
         id="python-large",
         description="Like python-default with 4 GiB of memory and more processes.",
         capabilities=(CAPABILITY_PYTHON, CAPABILITY_SHELL, CAPABILITY_FILESYSTEM),
-        resources=Resources(memory_mb=4096, max_processes=512),
+        resources=Resources(memory_mb=4096, max_processes=512, cpus=2.0),
     ),
     Profile(
         id="browser-python",
         description="Python, shell, files and a headless Chromium driven with agent-browser commands; no network.",
         capabilities=(CAPABILITY_PYTHON, CAPABILITY_SHELL, CAPABILITY_FILESYSTEM, CAPABILITY_BROWSER),
         # Chromium: many threads, long-lived processes, and no RLIMIT_AS (see drivers/limits.py).
-        resources=Resources(memory_mb=2048, max_processes=512, cpu_seconds=3600, limit_address_space=False),
+        resources=Resources(memory_mb=2048, max_processes=512, cpu_seconds=3600, cpus=2.0, limit_address_space=False),
     ),
     Profile(
         id="shell-minimal",

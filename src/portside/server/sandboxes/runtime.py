@@ -53,12 +53,13 @@ class RuntimeManager:
         return {"handles": len(self._handles), "locks": len(self._locks)}
 
     def get(self, sandbox_id: str) -> SandboxHandle | None:
-        """The live runtime of a sandbox, if it runs here."""
+        """The live runtime of a sandbox, if it runs here.
+
+        A dead one (its agent was killed, e.g. by the OOM killer) stays registered until :meth:`stop` or the
+        next :meth:`start`, so that stopping, deleting or expiring the sandbox still waits for its cleanup.
+        """
         handle = self._handles.get(sandbox_id)
-        if handle is not None and not handle.alive:
-            self._handles.pop(sandbox_id, None)
-            return None
-        return handle
+        return handle if handle is not None and handle.alive else None
 
     async def start(
         self, sandbox_id: str, workspace: Path, resources: Resources, *, fresh_workspace: bool = False
@@ -77,6 +78,9 @@ class RuntimeManager:
             elif not self.volumes.is_mounted(workspace):
                 await asyncio.to_thread(self.volumes.mount, workspace)
             handle = await self.driver.start(spec)
+        dead = self._handles.get(sandbox_id)
+        if dead is not None and dead is not handle:
+            await dead.stop()  # a runtime whose agent died: finish its cleanup
         self._handles[sandbox_id] = handle
         return handle
 

@@ -13,6 +13,19 @@ out of host ``ps`` listings). It
   other ops: ``ping``, ``signal_kernel`` (``sig``), ``restart_kernel``, ``kill_execs``, ``stats``.
   Unsolicited events carry ``"event"`` instead of ``"id"``: ``ready`` and ``kernel_exit``.
 
+Process hygiene:
+
+* The agent makes itself non-dumpable (``PR_SET_DUMPABLE 0``), so sandbox code, which runs as the same uid
+  without capabilities, cannot ptrace it, read its memory or open its protocol pipes through ``/proc``.
+* Each shell command runs under its own *reaper*: a fork of the agent that is a child subreaper
+  (``PR_SET_CHILD_SUBREAPER``) and the parent of ``bash``. Whatever the command starts, even with ``setsid``,
+  ``nohup ... &`` or a double fork, stays a descendant of that reaper, so an exec's timeout (or an interrupt)
+  SIGKILLs the whole tree. A command that exits normally leaves its background jobs running; the reaper
+  lingers until they end. (A process that kills its own reaper escapes this bookkeeping but not the
+  sandbox's CPU, memory and pids limits.)
+* Without a cpu cgroup (``cpu_watchdog`` in the config) a watchdog puts ``RLIMIT_CPU`` on every process
+  but the agent, its reapers and the kernel, and kills those past ``cpu_seconds``.
+
 This file must not import anything from Portside: it is bind-mounted alone into the sandbox.
 
 Start-up is on the critical path of a cold sandbox create, so the agent spawns the kernel before it even
@@ -65,6 +78,12 @@ _OUT_FD = -1
 _KERNEL: subprocess.Popen[bytes] | None = None
 _KERNEL_WANTED = True
 _EXECS: dict[int, int] = {}
+"""exec request id -> pid of its reaper, while the exec runs."""
+_REAPERS: set[int] = set()
+"""Every live reaper (including those lingering for background jobs)."""
+_LIBC: Any = None
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -84,6 +103,15 @@ def _apply_rlimits(limits: dict[str, int]) -> None:
             continue
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(rlim, (value, value))
+
+
+def _prctl(option: int, value: int) -> int:
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return int(_LIBC.prctl(option, value, 0, 0, 0))
 
 
 def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
@@ -216,27 +244,128 @@ class _Capture:
         return self.size > self.cap
 
 
-def _killpg(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (ppid, cpu seconds) of every visible process."""
+    table: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        table[int(entry)] = (int(stat[1]), (int(stat[11]) + int(stat[12])) / _CLK_TCK)
+    return table
 
 
-def _spawn(req: dict[str, Any]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [_CONFIG.get("shell", "/bin/bash"), "-c", req["cmd"]],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=req.get("cwd") or _CONFIG["workspace"],
-        env=_child_env(req.get("env")),
-        start_new_session=True,
-        preexec_fn=_limit_cpu,
-    )
+def _descendants(root: int, table: dict[int, tuple[int, float]]) -> set[int]:
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier and pid not in found}
+        found |= frontier
+    return found
+
+
+def _kill_tree(reaper: int) -> None:
+    """SIGKILL every descendant of ``reaper``: orphans re-parent to it, so a few passes catch them all."""
+    for _ in range(100):
+        victims = _descendants(reaper, _proc_table())
+        if not victims:
+            return
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.002)
+
+
+def _reaper_main(argv: list[str], cwd: str, env: dict[str, str], out_w: int, err_w: int, st_w: int) -> None:
+    """Body of the forked reaper: start bash, report its wait status on ``st_w``, reap until no child is left."""
+    os.setsid()
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    child = os.fork()
+    if child == 0:
+        try:
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
+            _limit_cpu()
+            os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        except BaseException as exc:  # report and leave: never return into the agent's event loop
+            with contextlib.suppress(OSError):
+                os.write(2, f"{type(exc).__name__}: {exc}\n".encode())
+        finally:
+            os._exit(127)
+    # Keep only the status pipe: the agent's protocol pipes and other commands' pipes must not stay open here.
+    os.dup2(st_w, 3)
+    os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    os.closerange(0, 3)
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == child:
+            with contextlib.suppress(OSError):
+                os.write(3, status.to_bytes(4, "little", signed=True))
+                os.close(3)
+
+
+def _spawn(req: dict[str, Any]) -> tuple[int, int, int, int]:
+    """Fork a reaper that runs the command; returns (reaper pid, stdout fd, stderr fd, status fd)."""
+    argv = [_CONFIG.get("shell", "/bin/bash"), "-c", req["cmd"]]
+    cwd = req.get("cwd") or _CONFIG["workspace"]
+    env = _child_env(req.get("env"))
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    st_r, st_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _reaper_main(argv, cwd, env, out_w, err_w, st_w)
+        finally:
+            os._exit(0)
+    for fd in (out_w, err_w, st_w):
+        os.close(fd)
+    _REAPERS.add(pid)
+    return pid, out_r, err_r, st_r
+
+
+def _reap_reaper(pid: int) -> None:
+    """Collect a reaper's exit status whenever it ends (it lingers while background jobs run)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        _REAPERS.discard(pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        _REAPERS.discard(pid)
+
+    loop.add_reader(pidfd, on_exit)
 
 
 async def _op_exec(req: dict[str, Any]) -> dict[str, Any]:
-    """Run one command in its own session; its exit (not pipe EOF) ends the call, so background jobs
-    that keep stdout open do not block it. Timeouts SIGKILL the whole process group."""
+    """Run one command under its own reaper; bash's exit (not pipe EOF) ends the call, so background jobs
+    that keep stdout open do not block it. A timeout SIGKILLs everything the command started."""
     import asyncio
 
     started = time.monotonic()
@@ -244,41 +373,44 @@ async def _op_exec(req: dict[str, Any]) -> dict[str, Any]:
     timeout = float(req.get("timeout") or 30.0)
     cap = int(req.get("max_output") or 1 << 20)
     try:
-        proc = _spawn(req)
+        reaper, out_fd, err_fd, st_fd = _spawn(req)
     except OSError as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    assert proc.stdout is not None and proc.stderr is not None
-    _EXECS[req["id"]] = proc.pid
-    out = _Capture(proc.stdout.fileno(), cap)
-    err = _Capture(proc.stderr.fileno(), cap)
-    exited = loop.create_future()
-    pidfd = os.pidfd_open(proc.pid)
+    _EXECS[req["id"]] = reaper
+    out = _Capture(out_fd, cap)
+    err = _Capture(err_fd, cap)
+    exited: asyncio.Future[bytes] = loop.create_future()
 
-    def on_exit() -> None:
+    def on_status() -> None:
+        loop.remove_reader(st_fd)
+        data = b""
+        with contextlib.suppress(OSError):
+            data = os.read(st_fd, 4)
         if not exited.done():
-            exited.set_result(None)
+            exited.set_result(data)
 
     loop.add_reader(out.fd, out.on_readable)
     loop.add_reader(err.fd, err.on_readable)
-    loop.add_reader(pidfd, on_exit)
+    loop.add_reader(st_fd, on_status)
     timed_out = False
     try:
-        await asyncio.wait_for(asyncio.shield(exited), timeout)
-    except asyncio.TimeoutError:
-        timed_out = True
-        _killpg(proc.pid)
-        await exited
+        try:
+            raw = await asyncio.wait_for(asyncio.shield(exited), timeout)
+        except asyncio.TimeoutError:
+            timed_out = True
+            _kill_tree(reaper)
+            raw = await exited
     finally:
         _EXECS.pop(req["id"], None)
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-    code = proc.wait()
+        os.close(st_fd)
+        _reap_reaper(reaper)
+    # status missing: the reaper itself was killed (with everything, or by the command)
+    code = os.waitstatus_to_exitcode(int.from_bytes(raw, "little", signed=True)) if len(raw) == 4 else -9
     # What the command wrote before exiting is in the pipes: drain it, do not wait for EOF.
     for cap_ in (out, err):
         cap_.on_readable()
         cap_.close()
-    proc.stdout.close()
-    proc.stderr.close()
+        os.close(cap_.fd)
     return {
         "ok": True,
         "exit_code": code,
@@ -288,6 +420,36 @@ async def _op_exec(req: dict[str, Any]) -> dict[str, Any]:
         "truncated": out.truncated or err.truncated,
         "duration_ms": int((time.monotonic() - started) * 1000),
     }
+
+
+def _enforce_cpu() -> None:
+    """Fallback without a cpu cgroup: RLIMIT_CPU on every sandbox process (but the agent, its reapers and the
+    kernel), and SIGKILL for one past its budget (e.g. one that raced the limit)."""
+    cpu = int(_CONFIG.get("cpu_seconds") or 0)
+    if not cpu:
+        return
+    spared = {1, os.getpid(), *_REAPERS}
+    if _KERNEL is not None:
+        spared.add(_KERNEL.pid)
+    for pid, (_, used) in _proc_table().items():
+        if pid in spared:
+            continue
+        with contextlib.suppress(OSError):
+            if used > cpu + 1:
+                os.kill(pid, signal.SIGKILL)
+                continue
+            _soft, hard = resource.prlimit(pid, resource.RLIMIT_CPU)
+            if hard == resource.RLIM_INFINITY or hard > cpu + 1:
+                resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+
+async def _cpu_watchdog(interval: float = 1.0) -> None:
+    import asyncio
+
+    while True:
+        await asyncio.sleep(interval)
+        with contextlib.suppress(Exception):
+            _enforce_cpu()
 
 
 def _op_stats() -> dict[str, Any]:
@@ -342,7 +504,7 @@ async def _handle(req: dict[str, Any]) -> None:
             reply = {"ok": True, "kernel_pid": await _start_kernel()}
         elif op == "kill_execs":
             for pid in list(_EXECS.values()):
-                _killpg(pid)
+                _kill_tree(pid)
             reply = {"ok": True}
         elif op == "stats":
             reply = _op_stats()
@@ -379,8 +541,12 @@ async def _main(in_fd: int) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", 0))
     assert _KERNEL is not None
     _watch_kernel(_KERNEL)
+    # Before any sandbox code can run: no ptrace, /proc/<agent>/mem or /proc/<agent>/fd for it.
+    _prctl(PR_SET_DUMPABLE, 0)
     _send({"event": "ready", "kernel_pid": _KERNEL.pid, "agent_pid": os.getpid()})
     tasks: set[asyncio.Task[None]] = set()
+    if _CONFIG.get("cpu_watchdog"):
+        tasks.add(loop.create_task(_cpu_watchdog()))
     while True:
         line = await reader.readline()
         if not line:
@@ -395,8 +561,8 @@ async def _main(in_fd: int) -> None:
     # Host went away: take everything down.
     global _KERNEL_WANTED
     _KERNEL_WANTED = False
-    for pid in list(_EXECS.values()):
-        _killpg(pid)
+    for pid in list(_REAPERS):
+        _kill_tree(pid)
     await _stop_kernel()
 
 

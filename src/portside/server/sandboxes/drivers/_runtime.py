@@ -41,6 +41,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INTERRUPT_GRACE_S = 3.0
 MAX_OUTPUT = 1 << 20
+LOG_TAIL = 8192
+"""Bytes of the agent's stderr kept in memory for start-failure diagnostics (nothing goes to the host disk)."""
 
 
 def strip_ansi(text: str) -> str:
@@ -101,10 +103,6 @@ def sweep_stale_runtime_dirs(root: Path, min_age_s: float = 60.0) -> list[str]:
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry.name)
     return removed
-
-
-def _open_append(path: Path) -> Any:
-    return open(path, "ab")
 
 
 def real_path(path: Path) -> Path:
@@ -177,6 +175,9 @@ class AgentSandbox(SandboxHandle):
         process_env: dict[str, str] | None = None,
         graceful_stop: bool = False,
         pass_fds: tuple[int, ...] = (),
+        info_fd: int | None = None,
+        inside_runtime: str | None = None,
+        inside_ipc_prefix: str | None = None,
     ) -> None:
         self.spec = spec
         self._argv = argv
@@ -188,6 +189,13 @@ class AgentSandbox(SandboxHandle):
         self._process_env = process_env
         self._graceful_stop = graceful_stop
         self._pass_fds = pass_fds
+        self._info_fd = info_fd
+        self._inside_runtime = inside_runtime
+        self._inside_ipc_prefix = inside_ipc_prefix
+        self._runtime_fd: int | None = None
+        self._stderr_tail = bytearray()
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -205,8 +213,12 @@ class AgentSandbox(SandboxHandle):
         try:
             await asyncio.wait_for(self._launch(), timeout)
         except BaseException as exc:
-            detail = self._log_tail()
+            kernel_log = self._kernel_log_tail()
             await self.stop()
+            if self._stderr_task is not None:  # the agent's last words, up to EOF
+                with contextlib.suppress(asyncio.TimeoutError, Exception):
+                    await asyncio.wait_for(asyncio.shield(self._stderr_task), 2)
+            detail = (self._stderr_tail.decode("utf-8", "replace") + kernel_log).strip() or "no diagnostics"
             if isinstance(exc, asyncio.TimeoutError):
                 raise Unavailable(
                     f"sandbox did not start within {timeout:.0f}s: {detail}", code="sandbox_start_failed"
@@ -218,13 +230,13 @@ class AgentSandbox(SandboxHandle):
     async def _launch(self) -> None:
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
-        errlog = _open_append(self._runtime_dir / "agent.log")
         spawn = asyncio.ensure_future(
             asyncio.create_subprocess_exec(
                 *self._argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
-                stderr=errlog,
+                # A pipe, not a file: sandbox code that reaches an inherited stderr cannot fill the host disk.
+                stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 env=self._process_env,
                 limit=256 * 1024 * 1024,
@@ -239,14 +251,53 @@ class AgentSandbox(SandboxHandle):
                 self._proc = await spawn
             raise
         finally:
-            errlog.close()
             for fd in self._pass_fds:
                 os.close(fd)
             self._pass_fds = ()
         self._started_at = time.monotonic()
         self._reader = loop.create_task(self._read_loop())
+        self._stderr_task = loop.create_task(self._read_stderr())
         await self._ready
+        if self._inside_runtime is not None:
+            await self._open_inside_runtime()
         await self._connect_kernel()
+
+    async def _open_inside_runtime(self) -> None:
+        """Reach the sandbox's private runtime tmpfs from the host through its pid 1's root.
+
+        The ipc sockets live on a size-limited tmpfs inside the sandbox (nothing the sandbox writes there
+        touches the host disk). bwrap reports the host pid of the sandbox's pid 1 on its info fd; an
+        ``O_PATH`` descriptor of ``/proc/<pid>/root/<runtime>`` pins that mount, and the kernel client uses
+        ``/proc/self/fd/<fd>/k-N`` paths, short enough for AF_UNIX and immune to pid reuse.
+        """
+        assert self._info_fd is not None and self._inside_runtime is not None
+        fd, self._info_fd = self._info_fd, None
+        try:
+            os.set_blocking(fd, False)
+            raw = os.read(fd, 65536)  # written by bwrap right after it cloned pid 1, long before "ready"
+            found = re.search(rb'"child-pid"\s*:\s*(\d+)', raw)
+            if found is None:
+                raise ValueError(raw[:200].decode("utf-8", "replace"))
+            pid = int(found.group(1))
+        except (OSError, ValueError) as exc:
+            raise Unavailable(f"bwrap reported no sandbox pid: {exc}", code="sandbox_start_failed") from exc
+        finally:
+            os.close(fd)
+        path = f"/proc/{pid}/root{self._inside_runtime}"
+        self._runtime_fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if not self.alive:  # pid reuse guard: the sandbox must still be the one that reported the pid
+            raise Unavailable("sandbox exited during start", code="sandbox_start_failed")
+        prefix = self._inside_ipc_prefix or f"{self._inside_runtime}/k"
+        rel = prefix.removeprefix(self._inside_runtime).lstrip("/")
+        self._host_ipc_prefix = f"/proc/self/fd/{self._runtime_fd}/{rel}"
+
+    async def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        stream = self._proc.stderr
+        with contextlib.suppress(Exception):
+            while chunk := await stream.read(65536):
+                self._stderr_tail += chunk
+                del self._stderr_tail[:-LOG_TAIL]
 
     async def _connect_kernel(self) -> None:
         # ipc sockets appear when the kernel binds; connecting earlier costs a 100 ms zmq reconnect.
@@ -323,6 +374,9 @@ class AgentSandbox(SandboxHandle):
             self._kernel_dead.set()
             if self._ready is not None and not self._ready.done():
                 self._ready.set_exception(err)
+            if not self._stopped:  # the agent died (OOM kill, killed from inside): clean up now
+                log.info("sandbox %s: agent exited; cleaning up", self.sandbox_id)
+                self._begin_stop()
 
     def _on_event(self, msg: dict[str, Any]) -> None:
         if msg["event"] == "ready":
@@ -352,12 +406,30 @@ class AgentSandbox(SandboxHandle):
             self._pending.pop(req_id, None)
 
     @property
+    def runtime_dir(self) -> Path:
+        """The host runtime dir (removed on stop)."""
+        return self._runtime_dir
+
+    @property
+    def cgroup(self) -> Cgroup | None:
+        """The sandbox's cgroup, if the host lets us make one."""
+        return self._cgroup
+
+    @property
     def alive(self) -> bool:
         return not self._stopped and self._proc is not None and self._proc.returncode is None
 
     async def stop(self) -> None:
-        if self._stopped:
-            return
+        """Kill every process, remove the cgroup and the runtime dir. Idempotent; concurrent calls all wait."""
+        await asyncio.shield(self._begin_stop())
+
+    def _begin_stop(self) -> asyncio.Task[None]:
+        self._stopped = True
+        if self._stop_task is None:
+            self._stop_task = asyncio.get_running_loop().create_task(self._stop())
+        return self._stop_task
+
+    async def _stop(self) -> None:
         self._stopped = True
         if not self._py_lock.locked():  # else the running execution closes them (within 0.25 s)
             self._close_kernel_client()
@@ -374,28 +446,40 @@ class AgentSandbox(SandboxHandle):
                 proc.kill()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(proc.wait(), 5)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        current = asyncio.current_task()
+        for task in (self._reader, self._stderr_task):
+            if task is not None and task is not current:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self._cgroup is not None:
             await asyncio.to_thread(self._cgroup.remove)
-        shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        for fd in (self._runtime_fd, self._info_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._runtime_fd = self._info_fd = None
+        await asyncio.to_thread(shutil.rmtree, self._runtime_dir, True)
 
     def _close_kernel_client(self) -> None:
         if self._kc is not None:
             self._kc.stop_channels()
             self._kc = None
 
-    def _log_tail(self) -> str:
+    def _kernel_log_tail(self) -> str:
+        if self._runtime_fd is not None:
+            path = f"/proc/self/fd/{self._runtime_fd}/kernel.log"
+        elif self._inside_runtime is None:
+            path = str(self._runtime_dir / "kernel.log")
+        else:
+            return ""
         try:
-            data = (self._runtime_dir / "agent.log").read_bytes()[-2000:]
-            kdata = b""
-            with contextlib.suppress(OSError):
-                kdata = (self._runtime_dir / "kernel.log").read_bytes()[-2000:]
-            return (data + kdata).decode("utf-8", "replace").strip() or "no diagnostics"
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 2000))
+                return fh.read().decode("utf-8", "replace")
         except OSError:
-            return "no diagnostics"
+            return ""
 
     # -- python --------------------------------------------------------------------------------------
     async def _restart_kernel(self) -> None:

@@ -26,7 +26,15 @@ class Resources(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     memory_mb: int = Field(default=1024, ge=64, description="Memory cap (cgroup and RLIMIT_AS).")
-    cpu_seconds: int = Field(default=600, ge=1, description="CPU time cap of each shell command (RLIMIT_CPU).")
+    cpu_seconds: int = Field(
+        default=600,
+        ge=1,
+        description="CPU time cap of each shell command (RLIMIT_CPU); without a cpu cgroup, of every process "
+        "of the sandbox but the agent and the kernel.",
+    )
+    cpus: float = Field(
+        default=1.0, gt=0, le=256, description="CPU rate cap of the whole sandbox in cores (cpu cgroup)."
+    )
     max_processes: int = Field(default=256, ge=16, description="Tasks (processes+threads) in the sandbox.")
     max_open_files: int = Field(default=1024, ge=64, description="RLIMIT_NOFILE per process.")
     network: bool = Field(default=False, description="Give the sandbox the host network.")

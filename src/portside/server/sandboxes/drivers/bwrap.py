@@ -10,16 +10,23 @@ network namespace is skipped only when ``resources.network`` is true)::
     /proc /dev                fresh procfs (pid namespace) and a minimal /dev
     /tmp /dev/shm             private tmpfs
     /workspace                the host workspace, read-write; HOME and the working directory
-    /run/portside             private runtime dir: kernel connection file and ipc sockets (read-write)
+    /run/portside             private tmpfs of RUNTIME_TMPFS_BYTES: ipc sockets and kernel log; the kernel
+                              connection file and agent config are read-only binds of host files
     /opt/portside/agent.py    the exec agent, read-only
     /                         remounted read-only
 
 The sandbox runs as uid/gid 1000 inside its user namespace with every capability dropped, in a new session,
-with ``--die-with-parent`` and ``--disable-userns``. Inside it one agent process (see ``_agent.py``) starts
-the ipykernel and runs shell commands on request, so an exec costs an RPC over a pipe, not a new sandbox.
-Python talks to the kernel from the host over ipc sockets in the runtime dir.
+with ``--die-with-parent``, ``--disable-userns`` and the seccomp filter of :mod:`.seccomp`. Its pid 1 (bwrap's
+init) starts with an empty environment. Inside it one agent process (see ``_agent.py``) starts the ipykernel
+and runs shell commands on request, so an exec costs an RPC over a pipe, not a new sandbox. Python talks to
+the kernel from the host over the ipc sockets, reached through ``/proc/<pid 1>/root`` (see
+``AgentSandbox._open_inside_runtime``).
 
-Limits: see :mod:`.limits` (pids + memory cgroup when writable, rlimits always). Killing the outer bwrap
+The host runtime dir (``<runtime_root>/<name>``: ``owner``, ``kernel.json``, ``agent.json``, ``etc/``) is
+never mounted writable: nothing inside can change the files that decide host-side cleanup, and nothing the
+sandbox writes lands on the host disk.
+
+Limits: see :mod:`.limits` (pids + memory + cpu cgroup when writable, rlimits always). Killing the outer bwrap
 process tears down the pid namespace, and the cgroup (if any) is swept as well.
 """
 
@@ -48,8 +55,11 @@ from ._runtime import (
 )
 from .base import WORKSPACE_MOUNT, SandboxDriver, SandboxHandle, SandboxSpec
 from .limits import CgroupManager, rlimits_for
+from .seccomp import filter_fd
 
 RUNTIME_MOUNT = "/run/portside"
+RUNTIME_TMPFS_BYTES = 4 * 1024 * 1024
+"""Size of the sandbox's /run/portside tmpfs (ipc sockets and the kernel log need a few KiB)."""
 AGENT_MOUNT = "/opt/portside/agent.py"
 SANDBOX_UID = 1000
 _ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf", "mime.types", "inputrc")
@@ -157,8 +167,13 @@ class BwrapDriver(SandboxDriver):
         (etc / "hostname").write_text("sandbox\n")
         return etc
 
-    def build_argv(self, spec: SandboxSpec, runtime: Path, key: str) -> list[str]:
-        """The full command line that starts ``spec`` (exposed for tests and debugging)."""
+    def build_argv(
+        self, spec: SandboxSpec, runtime: Path, key: str, *, cpu_watchdog: bool = False, fds: tuple[int, ...] = ()
+    ) -> list[str]:
+        """The full command line that starts ``spec`` (exposed for tests and debugging).
+
+        ``fds``: the read end of the seccomp program and the write end of bwrap's info pipe, when present.
+        """
         etc = runtime / "etc"
         a: list[str] = [self._bwrap, "--unshare-all", "--unshare-user"]
         if spec.network:
@@ -191,7 +206,11 @@ class BwrapDriver(SandboxDriver):
         for name in ("passwd", "group", "hosts", "hostname"):
             a += ["--ro-bind", str(etc / name), f"/etc/{name}"]
         a += ["--bind", str(spec.workspace), WORKSPACE_MOUNT]
-        a += ["--bind", str(runtime), RUNTIME_MOUNT]
+        if self._tmpfs_size:
+            a += ["--size", str(RUNTIME_TMPFS_BYTES)]
+        a += ["--perms", "0700", "--tmpfs", RUNTIME_MOUNT]
+        for name in ("kernel.json", "agent.json"):
+            a += ["--ro-bind", str(runtime / name), f"{RUNTIME_MOUNT}/{name}"]
         a += ["--ro-bind", str(AGENT_SOURCE), AGENT_MOUNT]
         a += ["--remount-ro", "/", "--chdir", WORKSPACE_MOUNT, "--clearenv"]
         for name, value in self._sandbox_env(spec).items():
@@ -204,8 +223,13 @@ class BwrapDriver(SandboxDriver):
             "env": self._sandbox_env(spec),
             "rlimits": rlimits_for(spec.resources),
             "cpu_seconds": spec.resources.cpu_seconds,
+            "cpu_watchdog": cpu_watchdog,
         }
         (runtime / "agent.json").write_text(json.dumps(config))
+        if len(fds) == 2:
+            a += ["--seccomp", str(fds[0]), "--info-fd", str(fds[1])]
+        elif fds:
+            a += ["--info-fd", str(fds[0])]
         a += ["--", self.config.python, "-s", AGENT_MOUNT, f"{RUNTIME_MOUNT}/agent.json"]
         return a
 
@@ -241,36 +265,45 @@ class BwrapDriver(SandboxDriver):
         key = secrets.token_hex(16)
         (runtime / "kernel.json").write_text(json.dumps(connection_info(f"{RUNTIME_MOUNT}/k", key)))
         self._write_etc(runtime)
-        argv = self.build_argv(spec, runtime, key)
+        cgroup = await asyncio.to_thread(self._cgroups.create, runtime.name, spec.resources)
+        info_r, info_w = os.pipe()
+        seccomp = filter_fd()
+        fds = (info_w,) if seccomp is None else (seccomp, info_w)
+        watchdog = cgroup is None or cgroup.cpu_dir is None
+        argv = self.build_argv(spec, runtime, key, cpu_watchdog=watchdog, fds=fds)
         # Pass the options through a pipe (--args) so that host paths do not show in /proc/1/cmdline.
         split = argv.index("--")
         rfd, wfd = os.pipe()
         with os.fdopen(wfd, "wb") as fh:
             fh.write(b"".join(arg.encode() + b"\0" for arg in argv[1:split]))
         argv = [argv[0], "--args", str(rfd), *argv[split:]]
-        cgroup = await asyncio.to_thread(self._cgroups.create, runtime.name, spec.resources)
         if cgroup is not None:
-            # Join the cgroup before exec so that every descendant is born inside it.
+            # Join the cgroup before exec so that every descendant is born inside it. The shell gets (and
+            # leaves bwrap, the sandbox's pid 1) an empty environment: no host PATH, PWD or cgroup paths.
             argv = [
                 "/bin/sh",
                 "-c",
-                'for f in $PORTSIDE_CGROUP_PROCS; do echo $$ > "$f" || exit 97; done; exec "$@"',
+                'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; n=$((n-1)); done; '
+                'unset PWD; exec "$@"',
                 "sh",
+                str(len(cgroup.procs_files)),
+                *cgroup.procs_files,
                 *argv,
             ]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        if cgroup is not None:
-            env["PORTSIDE_CGROUP_PROCS"] = " ".join(cgroup.procs_files)
+        env: dict[str, str] = {}
         handle = AgentSandbox(
             spec,
             argv=argv,
             runtime_dir=runtime,
             inside_workspace=WORKSPACE_MOUNT,
-            host_ipc_prefix=str(runtime / "k"),
+            host_ipc_prefix="",  # known once bwrap reports the sandbox's pid 1
             key=key,
             cgroup=cgroup,
             process_env=env,
-            pass_fds=(rfd,),
+            pass_fds=(rfd, *fds),
+            info_fd=info_r,
+            inside_runtime=RUNTIME_MOUNT,
+            inside_ipc_prefix=f"{RUNTIME_MOUNT}/k",
         )
         await handle.launch(self.config.start_timeout)
         return handle

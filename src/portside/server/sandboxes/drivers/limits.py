@@ -9,12 +9,17 @@ Why both (measured on this host, running as root):
   **pids cgroup** (``pids.max``), which counts every task (processes and threads) of the sandbox.
 * Memory: ``RLIMIT_AS`` per process gives a clean ``MemoryError`` for a single hog (the kernel usually
   survives), and the **memory cgroup** caps the sum over all processes (the kernel OOM-kills inside it).
-* ``RLIMIT_CPU`` is applied to each shell command (not to the long-lived kernel, whose executions are bounded
-  by their wall-clock timeouts); ``RLIMIT_NOFILE`` to everything.
+* CPU: the **cpu cgroup** caps the whole sandbox at ``Resources.cpus`` cores (v2 ``cpu.max``, v1
+  ``cpu.cfs_quota_us``/``cpu.cfs_period_us``), so a process detached from an exec cannot take more than that.
+  Without a cpu cgroup the agent runs a watchdog that puts ``RLIMIT_CPU`` (``cpu_seconds``) on every process
+  of the sandbox but the agent and the kernel, including detached ones, and kills any that goes past it.
+* ``RLIMIT_CPU`` is also applied to each shell command at its start (not to the long-lived kernel, whose
+  executions are bounded by their wall-clock timeouts); ``RLIMIT_NOFILE`` to everything.
 
-cgroup v2 is used when the unified hierarchy has the controllers and is writable; else cgroup v1 (``pids``
-and ``memory`` hierarchies, nested under this process's own cgroup). With neither, the driver logs one warning
-and relies on rlimits and the pid namespace (a fork bomb is then only bounded by host limits).
+cgroup v2 is used when the unified hierarchy has the controllers and is writable; else cgroup v1 (``pids``,
+``memory`` and ``cpu`` hierarchies, nested under this process's own cgroup). With neither, the driver logs one
+warning and relies on rlimits, the CPU watchdog and the pid namespace (a fork bomb is then only bounded by host
+limits).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from .base import Resources
 log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 100_000
+"""The CFS period of the cpu cgroup: the sandbox may run ``cpus * period`` microseconds in every period."""
+_V1_CONTROLLERS = ("pids", "memory", "cpu")
 _AS_HEADROOM_MB = 384
 """RLIMIT_AS = memory_mb + this: an idle kernel maps ~200 MB (~330 MB with numpy) it mostly never touches.
 So a single process allocating about memory_mb gets a MemoryError before the cgroup OOM killer acts."""
@@ -60,6 +68,15 @@ def _own_cgroup_v1(controller: str) -> str:
     return "/"
 
 
+def _v1_dir(controller: str, prefix: str, name: str) -> Path:
+    return CGROUP_ROOT / controller / _own_cgroup_v1(controller).lstrip("/") / prefix / name
+
+
+def cpu_quota_us(cpus: float) -> int:
+    """CFS quota per :data:`CPU_PERIOD_US` for a share of ``cpus`` cores (at least 1 ms)."""
+    return max(1000, int(cpus * CPU_PERIOD_US))
+
+
 def _v2_root() -> Path | None:
     for candidate in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
         controllers = candidate / "cgroup.controllers"
@@ -77,6 +94,8 @@ class Cgroup:
     dirs: list[Path] = field(default_factory=list)
     memory_dir: Path | None = None
     version: int = 0
+    cpu_dir: Path | None = None
+    """Where the CPU rate limit is set; None when this host has no writable cpu controller."""
 
     @property
     def procs_files(self) -> list[str]:
@@ -150,8 +169,8 @@ class CgroupManager:
             d = self._v2 / self.prefix / name
             return Cgroup([d], d, 2) if d.is_dir() else None
         cg = Cgroup(version=1)
-        for controller in ("pids", "memory"):
-            d = CGROUP_ROOT / controller / _own_cgroup_v1(controller).lstrip("/") / self.prefix / name
+        for controller in _V1_CONTROLLERS:
+            d = _v1_dir(controller, self.prefix, name)
             if d.is_dir():
                 cg.dirs.append(d)
                 if controller == "memory":
@@ -175,13 +194,17 @@ class CgroupManager:
         parent = self._v2 / self.prefix
         parent.mkdir(exist_ok=True)
         for level in (self._v2, parent):
-            with contextlib.suppress(OSError):
-                (level / "cgroup.subtree_control").write_text("+pids +memory")
+            for controller in ("+pids +memory", "+cpu"):
+                with contextlib.suppress(OSError):
+                    (level / "cgroup.subtree_control").write_text(controller)
         d = parent / name
         d.mkdir()
         cg = Cgroup([d], d, 2)
         try:
             (d / "pids.max").write_text(str(resources.max_processes))
+            with contextlib.suppress(OSError):
+                (d / "cpu.max").write_text(f"{cpu_quota_us(resources.cpus)} {CPU_PERIOD_US}")
+                cg.cpu_dir = d
             (d / "memory.max").write_text(str(resources.memory_mb * 1024 * 1024))
             with contextlib.suppress(OSError):
                 (d / "memory.swap.max").write_text("0")
@@ -197,12 +220,12 @@ class CgroupManager:
             raise OSError("no pids cgroup controller")
         cg = Cgroup(version=1)
         try:
-            pd = pids_base / _own_cgroup_v1("pids").lstrip("/") / self.prefix / name
+            pd = _v1_dir("pids", self.prefix, name)
             pd.mkdir(parents=True)
             cg.dirs.append(pd)
             (pd / "pids.max").write_text(str(resources.max_processes))
             if (mem_base / "cgroup.procs").exists():
-                md = mem_base / _own_cgroup_v1("memory").lstrip("/") / self.prefix / name
+                md = _v1_dir("memory", self.prefix, name)
                 md.mkdir(parents=True)
                 cg.dirs.append(md)
                 cg.memory_dir = md
@@ -210,6 +233,13 @@ class CgroupManager:
                 (md / "memory.limit_in_bytes").write_text(limit)
                 with contextlib.suppress(OSError):
                     (md / "memory.memsw.limit_in_bytes").write_text(limit)
+            if (CGROUP_ROOT / "cpu" / "cgroup.procs").exists():
+                cd = _v1_dir("cpu", self.prefix, name)
+                cd.mkdir(parents=True)
+                cg.dirs.append(cd)
+                (cd / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                (cd / "cpu.cfs_quota_us").write_text(str(cpu_quota_us(resources.cpus)))
+                cg.cpu_dir = cd
         except OSError:
             cg.remove()
             raise
