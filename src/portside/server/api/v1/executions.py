@@ -103,13 +103,16 @@ async def execution_events(
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async for name, data in svc.events(execution_id, owner=owner):
-            if name == "ping":
-                yield ServerSentEvent(comment="ping", sep="\n")
-            else:
+            if name != "ping":  # keep-alive comments come from sse-starlette
                 yield ServerSentEvent(json.dumps(data, default=str), event=name, sep="\n")
 
-    # the service sends its own keep-alive while idle, so the library's pings are off
-    return EventSourceResponse(stream(), headers={"Cache-Control": "no-cache"}, ping=0, sep="\n")
+    return EventSourceResponse(
+        stream(), headers={"Cache-Control": "no-cache"}, ping=15, ping_message_factory=_ping, sep="\n"
+    )
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(comment="ping", sep="\n")
 
 
 @router.post("/{execution_id}/cancel")
