@@ -17,6 +17,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench examples scripts
 	$(BIN)/mypy
 	$(BIN)/python scripts/unasync.py --check
+	$(BIN)/deptry src
 
 fmt: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix src tests bench examples scripts

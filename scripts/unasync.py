@@ -26,6 +26,7 @@ RULES: list[tuple[str, str]] = [
     (r"\baiter_lines\b", "iter_lines"),
     (r"\baiter_bytes\b", "iter_bytes"),
     (r"\baiter_raw\b", "iter_raw"),
+    (r"\baiter_sse\b", "iter_sse"),
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\bimport asyncio\b", "import time"),
     (r"\basyncio\.sleep\b", "time.sleep"),

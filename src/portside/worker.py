@@ -44,6 +44,7 @@ from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import EventSource
 
 from portside._config import ClientConfig
 from portside._version import __version__
@@ -426,19 +427,9 @@ class Worker:
                 return "refused"
             register = asyncio.create_task(self._register())
             try:
-                event: str | None = None
-                data: list[str] = []
-                async for line in response.aiter_lines():
-                    if line == "":
-                        if data:
-                            self._on_event(event or "message", "\n".join(data))
-                        event, data = None, []
-                    elif line.startswith(":"):
-                        continue
-                    elif line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data.append(line[5:].lstrip(" "))
+                async for sse in EventSource(response).aiter_sse():
+                    if sse.data:
+                        self._on_event(sse.event, sse.data)
             finally:
                 register.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

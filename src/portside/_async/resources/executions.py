@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from time import monotonic
 from typing import Any
 
+from httpx_sse import EventSource
+
 from portside._async._http import AsyncHTTP, new_idempotency_key
 from portside.types.common import Page
 from portside.types.flows import Execution, ExecutionEvent
@@ -85,14 +87,9 @@ class AsyncExecutions:
     async def events(self, execution_id: str) -> AsyncIterator[ExecutionEvent]:
         """Server-sent ``node`` and ``execution`` events until the execution finishes."""
         async with self._http.stream("GET", f"/v1/executions/{execution_id}/events", timeout=120.0) as response:
-            name: str | None = None
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:") and name:
-                    yield ExecutionEvent(event=name, data=json.loads(line[5:]))
-                elif not line:
-                    name = None
+            async for sse in EventSource(response).aiter_sse():
+                if sse.data:  # a multi-line ``data:`` arrives joined, as the SSE spec says
+                    yield ExecutionEvent(event=sse.event, data=json.loads(sse.data))
 
     async def cancel(self, execution_id: str) -> Execution:
         """Cancel: running nodes are interrupted. Cancelling a cancelled execution is a no-op."""

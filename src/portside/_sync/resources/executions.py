@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from time import monotonic
 from typing import Any
 
+from httpx_sse import EventSource
+
 from portside._sync._http import HTTP, new_idempotency_key
 from portside.types.common import Page
 from portside.types.flows import Execution, ExecutionEvent
@@ -86,14 +88,9 @@ class Executions:
     def events(self, execution_id: str) -> Iterator[ExecutionEvent]:
         """Server-sent ``node`` and ``execution`` events until the execution finishes."""
         with self._http.stream("GET", f"/v1/executions/{execution_id}/events", timeout=120.0) as response:
-            name: str | None = None
-            for line in response.iter_lines():
-                if line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:") and name:
-                    yield ExecutionEvent(event=name, data=json.loads(line[5:]))
-                elif not line:
-                    name = None
+            for sse in EventSource(response).iter_sse():
+                if sse.data:  # a multi-line ``data:`` arrives joined, as the SSE spec says
+                    yield ExecutionEvent(event=sse.event, data=json.loads(sse.data))
 
     def cancel(self, execution_id: str) -> Execution:
         """Cancel: running nodes are interrupted. Cancelling a cancelled execution is a no-op."""

@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sse_starlette import EventSourceResponse
 
 from portside.server.api.v1.workers import event_stream, lease_ids_of, worker_caller, workers_service
 from portside.server.clock import isoformat
@@ -85,7 +86,7 @@ async def events(
     neuron_id: str = Query(alias="neuronId", min_length=1, max_length=200),
     caller: WorkerCaller = Depends(worker_caller),
     svc: WorkersService = Depends(workers_service),
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """The neuron's SSE stream: ``registered``, ``lease``, ``cancel``, ``disconnect`` frames."""
     return await event_stream(svc, caller, neuron_id, "neuron", render_neuron)
 

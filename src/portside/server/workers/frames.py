@@ -2,6 +2,9 @@
 
 Neuron frames must match holokai-neuron-sdk's strict models exactly: an unknown key makes the SDK
 drop the frame, so optional keys are omitted rather than sent as null.
+
+Events are encoded by sse-starlette's ``ServerSentEvent`` with ``\n`` line endings (the bytes the
+holokai SDK and ``portside.Worker`` have always parsed): ``event: <type>\ndata: <json>\n\n``.
 """
 
 from __future__ import annotations
@@ -10,12 +13,16 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from sse_starlette import ServerSentEvent
+
 from portside.server.clock import isoformat, utcnow
 from portside.server.workers.domain import CancelFrame, DisconnectFrame, Frame, LeaseFrame, RegisteredFrame
 
+SSE_SEP = "\n"
 
-def _event(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return ServerSentEvent(json.dumps(data, separators=(",", ":")), event=name, sep=SSE_SEP).encode()
 
 
 def neuron_frame(frame: Frame) -> dict[str, Any]:
@@ -58,13 +65,13 @@ def neuron_frame(frame: Frame) -> dict[str, Any]:
     return out
 
 
-def render_neuron(frames: Iterable[Frame]) -> str:
+def render_neuron(frames: Iterable[Frame]) -> bytes:
     """One SSE event per frame; ``event:`` carries the frame type."""
     parts = []
     for frame in frames:
         data = neuron_frame(frame)
         parts.append(_event(str(data["type"]), data))
-    return "".join(parts)
+    return b"".join(parts)
 
 
 def native_lease(frame: LeaseFrame) -> dict[str, Any]:
@@ -83,9 +90,9 @@ def native_lease(frame: LeaseFrame) -> dict[str, Any]:
     }
 
 
-def render_native(frames: Iterable[Frame], *, lease_ttl_ms: int = 0, heartbeat_ms: int = 0) -> str:
+def render_native(frames: Iterable[Frame], *, lease_ttl_ms: int = 0, heartbeat_ms: int = 0) -> bytes:
     """Native Portside Worker stream: consecutive leases are batched into one ``leases`` event."""
-    parts: list[str] = []
+    parts: list[bytes] = []
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:
@@ -132,4 +139,4 @@ def render_native(frames: Iterable[Frame], *, lease_ttl_ms: int = 0, heartbeat_m
                 )
             )
     flush()
-    return "".join(parts)
+    return b"".join(parts)

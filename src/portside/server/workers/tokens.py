@@ -2,20 +2,20 @@
 
 A token is minted from an API key holding the ``worker`` scope (``POST /api/v1/auth/token``). It
 carries the key's identity and may be bound to one worker id; every replica verifies it with the
-signing secret kept in the store (or derived from ``PORTSIDE_SECRET_KEY``).
+signing secret kept in the store (or derived from ``PORTSIDE_SECRET_KEY``). Encoding and
+verification are PyJWT's; only ``HS256`` is accepted.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -28,14 +28,9 @@ from portside.server.workers.models import WorkerTokenKeyRow
 
 ISSUER = "portside"
 _KEY_ID = "default"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+ALGORITHM = "HS256"
+# ``iat`` is informational: a replica whose clock runs a little ahead must not mint "future" tokens
+_DECODE_OPTIONS: Any = {"require": ["iss", "sub", "own", "exp"], "verify_iat": False}
 
 
 @dataclass(frozen=True)
@@ -112,29 +107,20 @@ class TokenSigner:
         }
         if worker_id:
             claims["nid"] = worker_id
-        head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
-        sig = _b64(hmac.new(self._key(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-        return f"{head}.{body}.{sig}", exp
+        return jwt.encode(claims, self._key(), algorithm=ALGORITHM), exp
 
     def verify(self, token: str) -> WorkerCaller:
         """The caller behind a token, or 401 (bad signature, expired, malformed)."""
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise Unauthenticated("malformed bearer token")
-        head, body, sig = parts
-        expected = _b64(hmac.new(self._key(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(expected, sig):
-            raise Unauthenticated("invalid bearer token")
         try:
-            header = json.loads(_unb64(head))
-            claims = json.loads(_unb64(body))
-        except ValueError as exc:
-            raise Unauthenticated("malformed bearer token") from exc
-        if header.get("alg") != "HS256" or claims.get("iss") != ISSUER:
-            raise Unauthenticated("invalid bearer token")
-        if int(claims.get("exp", 0)) <= time.time():
-            raise Unauthenticated("bearer token expired", code="token_expired")
+            claims = jwt.decode(token, self._key(), algorithms=[ALGORITHM], issuer=ISSUER, options=_DECODE_OPTIONS)
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("bearer token expired", code="token_expired") from exc
+        except jwt.DecodeError as exc:  # not three base64url JSON parts, or a bad signature
+            raise Unauthenticated(
+                "invalid bearer token" if isinstance(exc, jwt.InvalidSignatureError) else "malformed bearer token"
+            ) from exc
+        except jwt.PyJWTError as exc:  # wrong algorithm or issuer, a claim missing or mistyped
+            raise Unauthenticated("invalid bearer token") from exc
         principal = Principal(
             key_id=str(claims["sub"]),
             name=str(claims.get("nam", "")),

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from portside.server.api.params import MAX_OFFSET
 from portside.server.auth import Principal
@@ -96,22 +96,24 @@ async def wait_execution(
 @router.get("/{execution_id}/events")
 async def execution_events(
     execution_id: str, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(require("read"))
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """Server-sent events: ``node`` and ``execution`` changes, ending when the execution finishes."""
     svc = _svc(ctx)
     owner = visible_owner(principal)
     await svc.get(execution_id, owner=owner, with_nodes=False)  # 404 before the stream starts
 
-    async def stream() -> AsyncIterator[str]:
+    async def stream() -> AsyncIterator[ServerSentEvent]:
         async for name, data in svc.events(execution_id, owner=owner):
-            if name == "ping":
-                yield ": ping\n\n"
-            else:
-                yield f"event: {name}\ndata: {json.dumps(data, default=str)}\n\n"
+            if name != "ping":  # keep-alive comments come from sse-starlette
+                yield ServerSentEvent(json.dumps(data, default=str), event=name, sep="\n")
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(
+        stream(), headers={"Cache-Control": "no-cache"}, ping=15, ping_message_factory=_ping, sep="\n"
     )
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(comment="ping", sep="\n")
 
 
 @router.post("/{execution_id}/cancel")

@@ -6,14 +6,14 @@ routes (``api/v1/tasks.py``) and the holokai neuron dialect (``dialects/neuron.p
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from portside.server.auth import Principal
@@ -22,16 +22,14 @@ from portside.server.deps import _ANONYMOUS_ADMIN, bearer_token, current_princip
 from portside.server.errors import InvalidInput, Unauthenticated
 from portside.server.workers.broker import ResultRequest
 from portside.server.workers.config import WorkersConfig
-from portside.server.workers.domain import DisconnectFrame, Frame, ResultOutcome
+from portside.server.workers.domain import Frame, ResultOutcome
+from portside.server.workers.frames import SSE_SEP, render_native
 from portside.server.workers.service import WorkersService
 from portside.server.workers.shutdown import on_server_shutdown
 from portside.server.workers.tokens import TokenSigner, WorkerCaller
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"])
 capabilities_router = APIRouter(prefix="/v1/capabilities", tags=["workers"])
-
-PING: Any = DisconnectFrame(reason="ping", code=None, reconnectable=True)  # keep-alive marker, never rendered
-SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
 async def workers_service(request: Request) -> WorkersService:
@@ -75,37 +73,35 @@ async def worker_caller(request: Request) -> WorkerCaller:
 
 # -- the event stream ---------------------------------------------------------------------------
 
+CONNECTED = ServerSentEvent(comment="connected", sep=SSE_SEP).encode()  # sent first: the worker sees the stream is up
+SHUTDOWN_GRACE_S = 2.0  # on server exit, time for our own ``disconnect`` frame before sse-starlette cancels
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(comment="ping", sep=SSE_SEP)
+
 
 async def event_stream(
-    svc: WorkersService, caller: WorkerCaller, worker_id: str, kind: str, render: Callable[[list[Frame]], str]
-) -> StreamingResponse:
+    svc: WorkersService, caller: WorkerCaller, worker_id: str, kind: str, render: Callable[[list[Frame]], bytes]
+) -> EventSourceResponse:
     """An SSE response for one worker. The session is attached before the response starts (the
-    worker registers as soon as it sees the headers) and always freed when the response ends."""
+    worker registers as soon as it sees the headers) and always freed when the response ends.
+
+    sse-starlette sends the keep-alive comments (every ``sse_ping_s``) and ends the body when the
+    client disconnects; frames queued together are rendered as one chunk (the lease hot path)."""
     session = await svc.broker.open_stream(caller, worker_id, kind)
 
-    async def body() -> AsyncIterator[str]:
-        yield ": connected\n\n"
-        loop = asyncio.get_running_loop()
+    async def body() -> AsyncIterator[bytes]:
+        yield CONNECTED
         try:
             while True:
-                if session.outbox.empty():  # wait, with a keep-alive timer (cheaper than wait_for per frame)
-                    timer = loop.call_later(svc.config.sse_ping_s, session.outbox.put_nowait, PING)
-                    first = await session.outbox.get()
-                    timer.cancel()
-                else:
-                    first = session.outbox.get_nowait()
-                if first is PING:
-                    yield ": ping\n\n"
-                    continue
-                pending: list[Frame | None] = [first]
+                pending: list[Frame | None] = [await session.outbox.get()]
                 while not session.outbox.empty():
                     pending.append(session.outbox.get_nowait())
                 frames: list[Frame] = []
                 end = False
                 for i, frame in enumerate(pending):
-                    if frame is PING:
-                        continue
-                    if frame is None:
+                    if frame is None:  # end of stream; anything after it stays queued
                         end = True
                         for rest in pending[i + 1 :]:
                             session.outbox.put_nowait(rest)
@@ -122,14 +118,23 @@ async def event_stream(
     async def close() -> None:
         await svc.broker.close_stream(session)
 
-    return _SessionStream(body(), close)
+    return _SessionStream(body(), close, ping_s=svc.config.sse_ping_s)
 
 
-class _SessionStream(StreamingResponse):
-    """A streaming response that runs ``on_close`` however it ends (even if its body never started)."""
+class _SessionStream(EventSourceResponse):
+    """An event stream that runs ``on_close`` however it ends (even if its body never started)."""
 
-    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(content, media_type="text/event-stream", headers=SSE_HEADERS)
+    def __init__(
+        self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]], *, ping_s: float
+    ) -> None:
+        super().__init__(
+            content,
+            headers={"Cache-Control": "no-store"},
+            ping=ping_s,
+            ping_message_factory=_ping,
+            sep=SSE_SEP,
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
+        )
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,10 +148,8 @@ class _SessionStream(StreamingResponse):
 @router.get("/{worker_id}/events")
 async def worker_events(
     worker_id: str, caller: WorkerCaller = Depends(worker_caller), svc: WorkersService = Depends(workers_service)
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """The Portside Worker event stream: ``registered``, ``leases``, ``cancel``, ``disconnect``."""
-    from portside.server.workers.frames import render_native
-
     ttl = int(svc.config.lease_ttl_s * 1000)
     beat = int(svc.config.heartbeat_interval_s * 1000)
     return await event_stream(
