@@ -139,6 +139,24 @@ async def test_owner_file_and_host_runtime_files_are_not_writable_from_inside(sa
     assert (await sandbox.exec_python("2 + 2")).result == "4"
 
 
+async def test_endless_line_on_the_agent_pipe_cannot_grow_the_server(start_sandbox: StartSandbox) -> None:
+    """bwrap's pid 1 holds the agent's reply pipe; sandbox code can write to it through /proc/1/fd/1.
+
+    A line with no end must not make the server buffer it: past ``AGENT_LINE_LIMIT`` the sandbox is treated as
+    gone and cleaned up (before: buffered up to 256 MiB per sandbox).
+    """
+    from portside.server.sandboxes.drivers._runtime import AGENT_LINE_LIMIT
+
+    sb = agent(await start_sandbox("endless"))
+    size_mb = AGENT_LINE_LIMIT // (1024 * 1024) + 16
+    await sb.exec_shell(f"(setsid sh -c 'head -c {size_mb}M /dev/zero > /proc/1/fd/1' &) ; true")  # NULs, no newline
+    for _ in range(300):  # up to 30 s on a busy machine
+        if not sb.alive:
+            break
+        await asyncio.sleep(0.1)
+    assert not sb.alive, "the server kept buffering an endless line from the sandbox"
+
+
 async def _kill_agent(sb: SandboxHandle) -> None:
     with pytest.raises(Unavailable):  # the agent dies with the call
         await asyncio.wait_for(sb.exec_shell("kill -9 2; sleep 5", timeout=10), 20)

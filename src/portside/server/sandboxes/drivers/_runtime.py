@@ -41,6 +41,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INTERRUPT_GRACE_S = 3.0
 MAX_OUTPUT = 1 << 20
+AGENT_LINE_LIMIT = 32 * 1024 * 1024
+"""Longest agent reply line the host buffers. Replies carry at most 2 x MAX_OUTPUT of (JSON-escaped) output;
+sandbox code can reach the agent's stdout through /proc/1/fd/1, so an endless line must not grow the server:
+past this the sandbox is treated as gone and cleaned up."""
 LOG_TAIL = 8192
 """Bytes of the agent's stderr kept in memory for start-failure diagnostics (nothing goes to the host disk)."""
 
@@ -239,7 +243,7 @@ class AgentSandbox(SandboxHandle):
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 env=self._process_env,
-                limit=256 * 1024 * 1024,
+                limit=AGENT_LINE_LIMIT,
                 pass_fds=self._pass_fds,
             )
         )
