@@ -1,4 +1,4 @@
-"""The dialect scope audit (docs/security/keys.md) is data, and this test walks it.
+"""The dialect scope audit (docs/security.md) is data, and this test walks it.
 
 For every row: the dialect route and its native equivalent answer 403 to a key holding every
 scope but the listed one, and neither 401 nor 403 to a key holding only that scope. Every route the
@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from portside.server.auth import SCOPES
 from tests.conftest import ADMIN_KEY, LiveServer, make_settings
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "security" / "keys.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 OWNER = "scope-audit"
 DIALECT_PREFIXES = ("/flows", "/executions", "/agents", "/health", "/metrics", "/status", "/api/v1", "/neuron")
 
@@ -181,8 +181,8 @@ def test_every_dialect_route_is_in_the_table(server: LiveServer) -> None:
         if method != "HEAD"
         and (_under_dialect(path) or route.endpoint.__module__.startswith("portside.server.dialects"))
     }
-    assert registered - listed == set(), "dialect routes missing from docs/security/keys.md"
-    assert listed - registered == set(), "rows in docs/security/keys.md for routes that do not exist"
+    assert registered - listed == set(), "dialect routes missing from docs/security.md"
+    assert listed - registered == set(), "rows in docs/security.md for routes that do not exist"
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
