@@ -2,9 +2,14 @@
 
 A real server on a loopback port (SQLite, the bwrap driver, an admin key). Every operation in
 ``/openapi.json`` gets a few schema-conforming requests, and operations with a body or query get a
-few schema-violating ones too. Any 5xx fails, except a 503 carrying a stable code (an unavailable
-backend the fuzzer itself configured, e.g. an OS keyring on a machine without one). The budget is
+few schema-violating ones too. Any 500 fails, and so does any other 5xx without a stable error code; a
+502/503/504 carrying a stable code is the server truthfully reporting an upstream the fuzzer itself
+configured (an OS keyring on a machine without one, a Vault address where nothing listens). The budget is
 bounded by examples per operation (a few minutes on 2 cores).
+
+The server must never be made to reach outside this machine: every string the fuzzer puts under a key that
+names an outbound target (a URL, an endpoint, a command) is replaced with a closed loopback port or
+``/bin/false`` before the request is sent.
 """
 
 from __future__ import annotations
@@ -26,10 +31,33 @@ EXAMPLES = 3
 TIMEOUT = 5.0  # streams (SSE) stay open; a request that outlives this is not a server error
 
 
+OUTBOUND_KEYS = {"url", "endpoint", "base_url", "endpoint_url", "webhook_url", "callback_url", "server_url", "uri"}
+COMMAND_KEYS = {"command", "cmd", "executable"}
+CLOSED_PORT_URL = "http://127.0.0.1:9/"  # discard port: nothing listens here
+
+
+def _confine(value: Any) -> Any:
+    """Point every outbound target in a generated body at a closed loopback port (see the module docstring)."""
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            name = key.lower() if isinstance(key, str) else key
+            if name in OUTBOUND_KEYS and isinstance(item, str):
+                out[key] = CLOSED_PORT_URL
+            elif name in COMMAND_KEYS and isinstance(item, (str, list)):
+                out[key] = "/bin/false" if isinstance(item, str) else ["/bin/false"]
+            else:
+                out[key] = _confine(item)
+        return out
+    if isinstance(value, list):
+        return [_confine(item) for item in value]
+    return value
+
+
 def _server_error(status: int, text: str) -> bool:
     if status < 500:
         return False
-    if status == 503:
+    if status in (502, 503, 504):
         try:
             body = json.loads(text)
         except ValueError:
@@ -55,6 +83,10 @@ def _fuzz(op: Any, mode: GenerationMode, base_url: str, failures: dict[str, list
     )
     @given(case=op.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
+        if isinstance(case.body, (dict, list)):
+            case.body = _confine(case.body)
+        if isinstance(case.query, dict):
+            case.query = _confine(case.query)
         try:
             response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=TIMEOUT)
         except requests.Timeout:

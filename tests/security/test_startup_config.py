@@ -143,6 +143,9 @@ async def test_vault_backend_is_checked_when_configured(api: httpx.AsyncClient, 
     before = (await api.get("/v1/secret-backend")).json()
     down = await api.put("/v1/secret-backend", json=_vault_body(f"http://127.0.0.1:{_closed_port()}", _VaultKV.token))
     assert down.status_code == 502 and down.json()["error"]["code"] == "secret_backend_unreachable", down.text
+    for nonsense in ("\u0084Lj7", "vault.example", "ftp://127.0.0.1/", "http://127.0.0.1:99999/"):
+        invalid = await api.put("/v1/secret-backend", json=_vault_body(nonsense, _VaultKV.token))
+        assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_vault_url", invalid.text
     bad = await api.post("/api/v1/secrets/config", json=_vault_body(vault, "hvs.wrong"))
     assert bad.status_code == 400 and bad.json()["code"] == "secret_backend_auth_failed", bad.text
     assert "hvs.wrong" not in bad.text

@@ -372,6 +372,24 @@ class BackendUnreachable(DomainError):
     status = 502
 
 
+def _check_vault_url(url: str) -> None:
+    """400 ``invalid_vault_url`` unless ``url`` is an absolute http(s) URL with a host (checked before any I/O)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and url.isprintable()
+        valid = valid and (parts.port is None or parts.port > 0)  # .port raises ValueError when out of range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidInput(
+            "vault url must be an absolute http(s) URL with a host, e.g. http://127.0.0.1:8200",
+            code="invalid_vault_url",
+            details={"url": url[:200]},
+        )
+
+
 class VaultBackend(SecretBackend):
     """HashiCorp Vault KV version 2 via ``hvac``.
 
@@ -401,6 +419,7 @@ class VaultBackend(SecretBackend):
     ) -> None:
         import hvac
 
+        _check_vault_url(url)
         self._client: Any = hvac.Client(url=url, token=token, namespace=vault_namespace, verify=verify,
                                         timeout=timeout)
         self._auth_method = auth_method
