@@ -7,6 +7,7 @@ naming rule, and tool calls to Portside's own MCP server were not counted.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -68,7 +69,9 @@ async def test_promtool_accepts_the_exposition_and_types_are_real(api: httpx.Asy
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (Debian package 'prometheus'); CI installs it")
-    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    checked = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
     assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
 
 
@@ -141,15 +144,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 async def test_calls_to_portsides_own_mcp_server_are_counted(server: LiveServer) -> None:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as rest:
-        before = rest.get("/metrics/prometheus").text
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as rest:
+        before = (await rest.get("/metrics/prometheus")).text
         async with httpx2.AsyncClient(headers=headers, timeout=60) as hc:
             async with Client(streamable_http_client(f"{server.url}/mcp", http_client=hc)) as client:
                 result = await client.call_tool("list_skill_candidates", {})
                 assert not result.is_error
                 bad = await client.call_tool("no_such_tool", {})
                 assert bad.is_error
-        after = rest.get("/metrics/prometheus").text
+        after = (await rest.get("/metrics/prometheus")).text
     name = "portside_mcp_server_tool_calls_total"
     ok = {"tool": "list_skill_candidates", "outcome": "ok"}
     assert value(after, name, **ok) - value(before, name, **ok) == 1

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
-disable_created_metrics()  # no ``*_created`` series: Prometheus does not use them from the text format
+disable_created_metrics()  # type: ignore[no-untyped-call] # no ``*_created`` series: Prometheus does not use them from the text format
 REGISTRY = CollectorRegistry(auto_describe=True)
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
