@@ -47,6 +47,7 @@ import httpx
 from httpx_sse import EventSource
 
 from portside._config import ClientConfig
+from portside._tracing import handler_span, valid_traceparent
 from portside._version import __version__
 
 __all__ = ["TaskContext", "TaskFailed", "Worker"]
@@ -110,6 +111,8 @@ class TaskContext:
         self.input: Any = lease.get("input")
         self.on_behalf_of: str | None = lease.get("onBehalfOf")
         self.metadata: dict[str, Any] = lease.get("metadata") or {}
+        #: The submitter's W3C ``traceparent`` (from the task's metadata), when the server traces.
+        self.traceparent: str | None = valid_traceparent(self.metadata.get("traceparent"))
         self.workflow_id: str | None = lease.get("workflowId")
         self.expires_at: str | None = lease.get("expiresAt")
         #: Set when the task is cancelled (by its submitter, a timeout, a lost lease or ``stop``).
@@ -500,39 +503,37 @@ class Worker:
     async def _run_lease(self, cap: _Capability, ctx: TaskContext, lease: dict[str, Any]) -> None:
         assert cap.semaphore is not None
         result: dict[str, Any]
-        try:
-            async with cap.semaphore:
-                input_schema = lease.get("inputSchema") or cap.input_schema
-                errors = _schema_errors(input_schema, ctx.input)
-                if errors:
-                    result = _nack(
-                        ctx, "schema-mismatch", "input does not match inputSchema", "INPUT_SCHEMA_MISMATCH", errors
-                    )
-                else:
-                    value = cap.fn(ctx.input, ctx)
-                    output = await value if inspect.isawaitable(value) else value
-                    errors = _schema_errors(lease.get("outputSchema") or cap.output_schema, output)
-                    if errors:
-                        result = _nack(
-                            ctx,
-                            "schema-mismatch",
-                            "output does not match outputSchema",
-                            "OUTPUT_SCHEMA_MISMATCH",
-                            errors,
-                        )
-                    else:
-                        result = {"leaseId": ctx.lease_id, "type": "ack", "output": output}
-        except asyncio.CancelledError:
-            result = _nack(ctx, "cancelled", ctx.cancel_reason or "handler cancelled", "CANCELLED")
-        except TaskFailed as exc:
-            result = _nack(ctx, "terminal", exc.reason or "failed", exc.code or "HANDLER_TERMINAL", exc.details)
-        except Exception as exc:
-            if ctx.cancelled.is_set():
+        with handler_span(ctx.capability, ctx.task_id, ctx.attempt, ctx.metadata) as span:
+            try:
+                async with cap.semaphore:
+                    result = await self._handle(cap, ctx, lease)
+            except asyncio.CancelledError:
                 result = _nack(ctx, "cancelled", ctx.cancel_reason or "handler cancelled", "CANCELLED")
-            else:
-                ctx.log.warning("handler raised %r; the task will be retried", exc)
-                result = _nack(ctx, "retryable", str(exc) or type(exc).__name__, "HANDLER_THREW")
+            except TaskFailed as exc:
+                result = _nack(ctx, "terminal", exc.reason or "failed", exc.code or "HANDLER_TERMINAL", exc.details)
+            except Exception as exc:
+                if ctx.cancelled.is_set():
+                    result = _nack(ctx, "cancelled", ctx.cancel_reason or "handler cancelled", "CANCELLED")
+                else:
+                    ctx.log.warning("handler raised %r; the task will be retried", exc)
+                    result = _nack(ctx, "retryable", str(exc) or type(exc).__name__, "HANDLER_THREW")
+            if span.traceparent and ctx.traceparent:  # a tracing server records the result under this span
+                result["traceparent"] = span.traceparent
+                if result["type"] == "nack":
+                    span.fail(str(result.get("reason") or result.get("kind")))
         self._queue_result(result)
+
+    async def _handle(self, cap: _Capability, ctx: TaskContext, lease: dict[str, Any]) -> dict[str, Any]:
+        """Check the input, run the handler and check its output: the ack or schema nack to post."""
+        errors = _schema_errors(lease.get("inputSchema") or cap.input_schema, ctx.input)
+        if errors:
+            return _nack(ctx, "schema-mismatch", "input does not match inputSchema", "INPUT_SCHEMA_MISMATCH", errors)
+        value = cap.fn(ctx.input, ctx)
+        output = await value if inspect.isawaitable(value) else value
+        errors = _schema_errors(lease.get("outputSchema") or cap.output_schema, output)
+        if errors:
+            return _nack(ctx, "schema-mismatch", "output does not match outputSchema", "OUTPUT_SCHEMA_MISMATCH", errors)
+        return {"leaseId": ctx.lease_id, "type": "ack", "output": output}
 
     def _queue_result(self, result: dict[str, Any]) -> None:
         assert self._results is not None and self._results_idle is not None

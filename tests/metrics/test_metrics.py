@@ -33,7 +33,7 @@ def parse(text: str) -> tuple[dict[str, float], set[str], set[str]]:
         if line.startswith("# HELP "):
             helps.add(line.split()[2])
         elif line.startswith("# TYPE "):
-            assert line.split()[3] == "gauge"
+            assert line.split()[3] in ("gauge", "counter", "histogram"), line
             types.add(line.split()[2])
         else:
             match = SAMPLE.match(line)
@@ -67,8 +67,9 @@ async def test_metrics_json_symbiont_and_prometheus(api: httpx.AsyncClient) -> N
     prom = await api.get("/metrics/prometheus")
     assert prom.status_code == 200 and prom.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     samples, helps, types = parse(prom.text)
-    names = {key.split("{")[0] for key in samples}
-    assert names <= helps and names <= types
+    base = re.compile(r"_(total|bucket|sum|count)$")
+    names = {base.sub("", key.split("{")[0]) for key in samples}
+    assert names <= {base.sub("", n) for n in helps} and names <= {base.sub("", n) for n in types}
     assert samples["portside_flows"] == 1 and samples['portside_http_inputs{status="running"}'] == 1
     assert sum(v for k, v in samples.items() if k.startswith("portside_flow_executions{")) == 1
     assert samples["portside_host_memory_total_bytes"] == native["host"]["memory_total_bytes"]

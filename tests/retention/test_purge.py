@@ -242,7 +242,7 @@ async def test_admin_route_metrics_and_scope(app: FastAPI, api: httpx.AsyncClien
     assert metrics["retention"]["purged"]["execution_output"]["rows"] == 1
     assert metrics["retention"]["last_run_at"] > 0
     prom = (await api.get("/metrics/prometheus")).text
-    assert 'portside_retention_purged_rows{kind="execution_output"} 1' in prom
+    assert 'portside_retention_purged_rows_total{kind="execution_output"} 1.0' in prom  # a counter
     assert "portside_retention_last_run_timestamp_seconds" in prom
 
     key = (await api.post("/v1/keys", json={"name": "rw", "scopes": ["read", "write"]})).json()["key"]

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from portside import __version__
+from portside.server import tracing
 from portside.server.areas import AREAS
 from portside.server.auth import KeyService
 from portside.server.context import AppContext
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = False
     """Build a Portside server app. Nothing touches the store until the lifespan starts."""
     settings = settings or Settings()
     if configure_logs:
-        configure_logging(settings.log_level, json_lines=settings.log_json)
+        configure_logging(settings.log_level, log_format=settings.log_format, json_lines=settings.log_json)
     data_dir = settings.ensure_data_dir()
     db = Database(settings.resolved_database_url)
     ctx = AppContext(settings=settings, db=db, keys=KeyService(db))
@@ -76,4 +77,5 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = False
         BodyLimitMiddleware, ctx=ctx, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
     )
     app.add_middleware(RequestIdMiddleware, ctx=ctx)
+    tracing.configure(app, db.engine.sync_engine)  # outside everything, when OTEL_* / PORTSIDE_TRACING ask for it
     return app

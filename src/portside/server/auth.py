@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from portside.server.clock import utcnow
 from portside.server.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from portside.server.ids import new_id
+from portside.server.logs import note_key_id
 from portside.server.store import Database
 from portside.server.store.core_models import ApiKeyRow
 
@@ -212,6 +213,7 @@ class KeyService:
         hit = self._cache.get(digest)
         now = time.monotonic()
         if hit and hit[0] > now:
+            note_key_id(hit[1].key_id)
             return hit[1]
         async with self.db.session() as s:
             row = (await s.execute(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))).scalar_one_or_none()
@@ -222,6 +224,7 @@ class KeyService:
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + _CACHE_SECONDS, principal)
+        note_key_id(principal.key_id)
         return principal
 
     async def ensure_admin_key(self, data_dir: Path, configured: str | None) -> AdminKeyStatus:

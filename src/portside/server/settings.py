@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,8 +29,11 @@ class Settings(BaseSettings):
     )
     api_key: str | None = Field(default=None, description="Admin key to use instead of a generated one.")
     secret_key: str | None = Field(default=None, description="Key for data encrypted at rest (base64 or hex).")
-    log_level: str = "INFO"
-    log_json: bool = False
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object a line (for collectors); text: for a terminal."
+    )
+    log_json: bool | None = Field(default=None, description="Older switch: true = json, false = text (wins if set).")
     auth_enabled: bool = True
     sandbox_driver: str = Field(default="bwrap", description="bwrap (isolated) or process (UNSAFE, no isolation).")
     sandbox_bwrap: str = Field(default="bwrap", description="The bubblewrap binary (a name on PATH or a path).")

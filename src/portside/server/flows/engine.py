@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError
 
+from portside.server import tracing
 from portside.server.clock import isoformat, utcnow
 from portside.server.flows.config import FlowSettings
 from portside.server.flows.events import ExecutionHub
@@ -45,6 +47,7 @@ from portside.server.flows.schema import (
 )
 from portside.server.flows.service import FlowService
 from portside.server.flows.writer import EXEC, NODES, LeaseLost, StateWrite, WriteQueue
+from portside.server.metrics.instruments import FLOW_EXECUTION_DURATION, FLOW_EXECUTIONS, FLOW_NODE_DURATION
 from portside.server.store import Database
 
 log = logging.getLogger("portside.flows.engine")
@@ -324,6 +327,7 @@ class Runner:
         self.task: asyncio.Task[None] | None = None
         self.cancel_event = asyncio.Event()
         self.lost = False
+        self.final_status: str | None = None  # set when this runner writes the execution's end
         self.flow: FlowDefinition | None = None
         self.input: dict[str, Any] = {}
         self.owner = "admin"
@@ -371,6 +375,7 @@ class Runner:
     # ------------------------------------------------------------------ main loop
 
     async def run(self) -> None:
+        started = time.perf_counter()
         try:
             await self._run()
         except LeaseLost:
@@ -396,6 +401,10 @@ class Runner:
                     {"code": "engine_error", "message": str(exc)},
                 )
         finally:
+            status = self.final_status or "handed_over"
+            FLOW_EXECUTION_DURATION.labels(status).observe(time.perf_counter() - started)
+            if self.final_status is not None:
+                FLOW_EXECUTIONS.labels(status).inc()
             await self._stop_nodes()
             self.engine._forget(self)
             self.engine.hub.publish(self.execution_id, finished=True)
@@ -442,7 +451,9 @@ class Runner:
             exec_values = {"resumes": row.resumes + 1}
             self.engine.counters["resumed"] += 1
             log.info("execution %s: resuming", self.execution_id)
-        await self._loop(exec_values)
+        attributes = {"portside.flow.id": row.flow_id, "portside.flow.execution_id": self.execution_id}
+        with tracing.span(f"flow.execution {row.flow_id}", attributes, parent=row.meta or {}):
+            await self._loop(exec_values)
 
     async def _loop(self, exec_values: dict[str, Any]) -> None:
         flow = self.flow
@@ -662,6 +673,7 @@ class Runner:
         self, flow: FlowDefinition, ops: list[tuple[str, dict[str, Any]]], exec_values: dict[str, Any]
     ) -> None:
         output = {nid: self.states[nid].output for nid in flow.outputs() if self.states[nid].status == "completed"}
+        self.final_status = "completed"
         await self._write(
             ops,
             {
@@ -678,6 +690,7 @@ class Runner:
     ) -> None:
         await self._stop_nodes()
         message = f"node '{node_id}' failed: {error.message}"
+        self.final_status = "failed"
         await self._write(
             ops,
             {
@@ -700,6 +713,7 @@ class Runner:
         exec_values: dict[str, Any] | None = None,
     ) -> None:
         await self._stop_nodes()
+        self.final_status = status
         await self._write(
             ops,
             {
@@ -768,8 +782,19 @@ class Runner:
                 http=self.engine.http,
             )
             error: NodeError
+            began = time.perf_counter()
+            outcome = "error"
             try:
-                output = await asyncio.wait_for(executor(call), timeout + 5.0)
+                with tracing.span(
+                    f"flow.node {node_id}",
+                    {
+                        "portside.flow.node_id": node_id,
+                        "portside.flow.node_type": spec.type,
+                        "portside.attempt": state.attempts,
+                    },
+                ):
+                    output = await asyncio.wait_for(executor(call), timeout + 5.0)
+                outcome = "ok"
                 if output_size(output) > self.engine.settings.max_output_bytes:
                     error = NodeError(
                         f"output larger than {self.engine.settings.max_output_bytes} bytes", code="output_too_large"
@@ -785,6 +810,8 @@ class Runner:
             except Exception as exc:
                 log.exception("execution %s node %s: executor crashed", self.execution_id, node_id)
                 error = NodeError(f"{type(exc).__name__}: {exc}", code="executor_error")
+            finally:
+                FLOW_NODE_DURATION.labels(spec.type, outcome).observe(time.perf_counter() - began)
             if not error.retryable or state.attempts >= policy.max_attempts:
                 return Outcome(False, error=error)
             delay = policy.delay(state.attempts)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from portside.server import tracing
 from portside.server.agents.service import AgentService
 from portside.server.clock import utcnow
 from portside.server.errors import Conflict, InvalidInput, NotFound
@@ -274,7 +275,7 @@ class ExecutionService:
             owner=owner,
             status="pending",
             input_data=input_data,
-            meta=dict(metadata or {}),
+            meta=tracing.inject(dict(metadata or {})),  # + traceparent when tracing: the engine continues it
             cancel_requested=False,
             deadline_at=now + timedelta(seconds=timeout) if timeout else None,
             lease_token=0,

@@ -15,11 +15,14 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portside._tracing import trace_id_of
+from portside.server import tracing
 from portside.server.clock import utcnow
 from portside.server.http.errors import error_response
 from portside.server.idempotency import LEASE_SECONDS, RENEW_SECONDS, Claim, claimed, effects_of, instance_id
 from portside.server.ids import new_id
-from portside.server.logs import request_id_var
+from portside.server.logs import RequestLogContext, request_context_var, request_id_var
+from portside.server.metrics.instruments import HTTP_DURATION, HTTP_REQUESTS
 from portside.server.store import Database
 from portside.server.store.core_models import IdempotencyRow
 
@@ -32,11 +35,13 @@ _NOT_STORED = {401, 403, 408, 429}
 
 
 class RequestIdMiddleware:
-    """Give every request an id (or keep the caller's), echo it back, and log the access.
+    """Give every request an id (or keep the caller's), echo it back, log the access and count it.
 
-    It is the outermost layer, so it also turns an unhandled exception into the door's error body
-    with status 500 (carrying ``X-Request-ID``, logged with its traceback and as a 500 access), instead
-    of letting it reach the server, which would drop the connection.
+    It is the outermost layer of Portside's own (OpenTelemetry's server span, when tracing is on,
+    wraps it), so it also turns an unhandled exception into the door's error body with status 500
+    (carrying ``X-Request-ID``, logged with its traceback and as a 500 access), instead of letting it
+    reach the server, which would drop the connection. The access line and the HTTP metrics use the
+    matched route's template (``/v1/sandboxes/{sandbox_id}``), never the raw path, as their label.
     """
 
     def __init__(self, app: ASGIApp, ctx: Any = None) -> None:
@@ -47,9 +52,15 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        incoming = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")
         rid = incoming if incoming and len(incoming) <= 128 and incoming.isprintable() else new_id("req")
+        info = RequestLogContext(
+            request_id=rid,
+            trace_id=tracing.current_trace_id() or trace_id_of(headers.get(b"traceparent", b"").decode("latin-1")),
+        )
         token = request_id_var.set(rid)
+        info_token = request_context_var.set(info)
         status = 0
         started = time.perf_counter()
 
@@ -72,15 +83,47 @@ class RequestIdMiddleware:
             response = error_response(self.ctx, scope["path"], 500, "internal_error", "internal server error", {})
             await response(scope, receive, _send)
         finally:
-            if log.isEnabledFor(logging.INFO):
-                log.info(
+            elapsed = time.perf_counter() - started
+            route = route_template(scope)
+            method = scope["method"]
+            code = str(status)
+            HTTP_REQUESTS.labels(method, route, code).inc()
+            HTTP_DURATION.labels(method, route, code).observe(elapsed)
+            level = logging.ERROR if status >= 500 else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
                     "%s %s %d %.1fms",
-                    scope["method"],
+                    method,
                     scope["path"],
                     status,
-                    (time.perf_counter() - started) * 1000,
+                    elapsed * 1000,
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
                 )
+            request_context_var.reset(info_token)
             request_id_var.reset(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that answered (``/v1/tasks/{task_id}``); ``<unmatched>`` for none.
+
+    A mounted app's routes are prefixed with the mount's path. Raw paths are never used: they would
+    make one label value per id.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(template, str):
+        return "<unmatched>"
+    root = scope.get("root_path", "") or ""
+    app_root = scope.get("app_root_path", "") or ""
+    prefix = root[len(app_root) :] if root.startswith(app_root) else ""
+    return prefix + template if prefix and not template.startswith(prefix) else template
 
 
 def _json_error(

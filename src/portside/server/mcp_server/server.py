@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,9 +21,11 @@ from mcp.server import Server, ServerRequestContext
 from pydantic import ValidationError
 
 from portside._version import __version__
+from portside.server import tracing
 from portside.server.mcp_server import args as a
 from portside.server.mcp_server.backend import JSON, Backend, BackendError
 from portside.server.mcp_server.cache import SandboxCache
+from portside.server.metrics.instruments import MCP_TOOL_CALLS, MCP_TOOL_DURATION
 
 log = logging.getLogger("portside.mcp")
 
@@ -418,7 +421,21 @@ def build_server(resolve: Resolver, cache: SandboxCache, *, max_output_chars: in
     ) -> types.CallToolResult:
         tool = tools.get(params.name)
         if tool is None:
+            MCP_TOOL_CALLS.labels("<unknown>", "error").inc()
             return _text(f"Error (unknown_tool): no tool named '{params.name}'; see tools/list", error=True)
+        started = time.perf_counter()
+        with tracing.span(f"mcp.tool {tool.name}", {"mcp.tool.name": tool.name}) as span:
+            result = await _call(tool, ctx, params)
+            outcome = "error" if result.is_error else "ok"
+            if span is not None:
+                span.set_attribute("mcp.tool.outcome", outcome)
+        MCP_TOOL_DURATION.labels(tool.name).observe(time.perf_counter() - started)
+        MCP_TOOL_CALLS.labels(tool.name, outcome).inc()
+        return result
+
+    async def _call(
+        tool: Tool, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         try:
             parsed = tool.params.model_validate(params.arguments or {})
         except ValidationError as exc:

@@ -97,11 +97,17 @@ def _key(value: Any) -> str:
     return str(value)
 
 
-async def _group(session: AsyncSession, model: Any, column: str | None) -> dict[str, int]:
+#: groups counting live rows only: a soft-deleted row (``deleted_at`` set) is history, not state
+_LIVE_ONLY = frozenset({"sandboxes"})
+
+
+async def _group(session: AsyncSession, model: Any, column: str | None, *, live_only: bool = False) -> dict[str, int]:
+    where = (model.deleted_at.is_(None),) if live_only else ()
     if column is None:
-        return {"total": int((await session.execute(select(func.count()).select_from(model))).scalar_one())}
+        stmt = select(func.count()).select_from(model).where(*where)
+        return {"total": int((await session.execute(stmt)).scalar_one())}
     col = getattr(model, column)
-    rows = (await session.execute(select(col, func.count()).group_by(col))).all()
+    rows = (await session.execute(select(col, func.count()).where(*where).group_by(col))).all()
     return {_key(k): int(v) for k, v in rows}
 
 
@@ -179,7 +185,7 @@ class MetricsCollector:
                 if model is None:
                     continue
                 try:
-                    out[group] = await _group(s, model, column)
+                    out[group] = await _group(s, model, column, live_only=group in _LIVE_ONLY)
                 except Exception as exc:  # a table missing from this build: report zeros, keep going
                     log.debug("metrics: cannot count %s: %s", group, exc)
                     await s.rollback()

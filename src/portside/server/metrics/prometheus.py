@@ -1,78 +1,109 @@
-"""The Prometheus text exposition format (0.0.4), written by hand: no client library needed.
+"""The Prometheus text exposition (0.0.4) through ``prometheus_client``.
 
-Every figure is a gauge read at scrape time (the counts are rows in the store, so they survive
-restarts and agree across replicas; host and process figures are this replica's).
+Two sources: the process counters and histograms of :mod:`.instruments` (HTTP, sandbox creates
+and execs, task dispatch, flows, MCP server tool calls), and the figures of one :class:`Snapshot`
+read at scrape time — store rows by state (gauges that agree across replicas and survive
+restarts), host and process figures, and the retention purge's figures (counters since start).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from portside import __version__
+from portside.server.metrics import instruments
 from portside.server.metrics.collector import Snapshot, agent_counts
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: group in Snapshot.counts -> (metric name, label name, help)
 _GROUPED: tuple[tuple[str, str, str, str], ...] = (
-    ("sandboxes", "portside_sandboxes", "status", "Sandboxes by status."),
-    ("flow_executions", "portside_flow_executions", "status", "Flow executions by status."),
-    ("tasks", "portside_tasks", "status", "Worker tasks by status."),
+    ("sandboxes", "portside_sandboxes", "status", "Live sandboxes (deleted ones excluded) by status."),
+    ("flow_executions", "portside_flow_executions", "status", "Flow executions in the store by status."),
+    ("tasks", "portside_tasks", "status", "Worker tasks in the store by status."),
     ("workers", "portside_workers", "status", "Workers by status."),
     ("agent_deployments", "portside_agent_deployments", "status", "Agent deployments by status."),
-    ("mcp_tool_calls", "portside_mcp_tool_calls", "outcome", "Tool calls made through the MCP hub, by outcome."),
+    (
+        "mcp_tool_calls",
+        "portside_mcp_tool_calls",
+        "outcome",
+        "Audited tool calls made through the MCP hub, by outcome.",
+    ),
     ("http_inputs", "portside_http_inputs", "status", "HTTP inputs by status."),
     ("http_input_requests", "portside_http_input_requests", "outcome", "Audited webhook requests, by outcome."),
 )
 _TOTALS: tuple[tuple[str, str, str], ...] = (
-    ("sandbox_executions", "portside_sandbox_executions", "Code executions recorded in sandboxes."),
+    ("sandbox_executions", "portside_sandbox_executions", "Code executions recorded in sandboxes' histories."),
     ("flows", "portside_flows", "Saved flows."),
     ("secrets", "portside_secrets", "Stored secrets."),
     ("mcp_servers", "portside_mcp_servers", "Registered MCP servers."),
 )
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
 class _Writer:
+    """Builds the metric families of one snapshot."""
+
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.families: list[Metric] = []
 
     def gauge(self, name: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} gauge")
-        for labels, value in samples:
-            if labels:
-                inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-                self.lines.append(f"{name}{{{inner}}} {_number(value)}")
-            else:
-                self.lines.append(f"{name} {_number(value)}")
+        rows = list(samples)
+        labels = sorted({k for lbls, _ in rows for k in lbls})
+        family = GaugeMetricFamily(name, help_text, labels=labels)
+        for lbls, value in rows:
+            family.add_metric([lbls[k] for k in labels], float(value))
+        self.families.append(family)
 
     def one(self, name: str, help_text: str, value: float) -> None:
-        self.gauge(name, help_text, [({}, value)])
+        self.families.append(GaugeMetricFamily(name, help_text, value=float(value)))
 
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+    def counter(self, name: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]) -> None:
+        rows = list(samples)
+        labels = sorted({k for lbls, _ in rows for k in lbls})
+        family = CounterMetricFamily(name, help_text, labels=labels)
+        for lbls, value in rows:
+            family.add_metric([lbls[k] for k in labels], float(value))
+        self.families.append(family)
+
+
+class _SnapshotCollector(Collector):
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self.snap)
 
 
 def render(snap: Snapshot) -> str:
-    """The whole exposition for one scrape."""
+    """The whole exposition for one scrape: process instruments, then the snapshot's figures."""
+    registry = CollectorRegistry(auto_describe=False)
+    if instruments.MULTIPROCESS:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_Instruments())
+    registry.register(_SnapshotCollector(snap))
+    return generate_latest(registry).decode()
+
+
+class _Instruments(Collector):
+    def collect(self) -> Iterator[Metric]:
+        yield from instruments.REGISTRY.collect()
+
+
+def families(snap: Snapshot) -> list[Metric]:
+    """The metric families of one snapshot."""
     w = _Writer()
     h = snap.host
     w.gauge("portside_info", "Portside build information.", [({"version": __version__}, 1)])
     w.one("portside_uptime_seconds", "Seconds since this server process started.", snap.uptime_seconds)
     w.one("portside_host_cpu_percent", "Machine-wide CPU use since the previous sample, in percent.", h.cpu_percent)
-    w.one("portside_host_cpu_count", "Logical CPUs of the machine.", h.cpu_count)
+    w.one("portside_host_cpus", "Logical CPUs of the machine.", h.cpu_count)
     w.gauge(
         "portside_host_load_average",
         "Load average of the machine.",
@@ -107,20 +138,22 @@ def render(snap: Snapshot) -> str:
         "Webhook requests being dispatched by this process.",
         snap.extra.get("http_input_active_requests", 0),
     )
-    w.one(
+    w.counter(
         "portside_http_input_rejected",
         "Webhook requests refused by this process since it started (signature, limits, stopped).",
-        snap.extra.get("http_input_rejected", 0),
+        [({}, snap.extra.get("http_input_rejected", 0))],
     )
     _retention(w, snap.extra.get("retention"))
-    return w.text()
+    return w.families
 
 
 def _retention(w: _Writer, figures: object) -> None:
     """The purge's figures (see ``portside.server.retention``), when the area is mounted."""
     if not isinstance(figures, dict):
         return
-    w.one("portside_retention_runs", "Purges run by this process since it started.", figures.get("runs") or 0)
+    w.counter(
+        "portside_retention_runs", "Purges run by this process since it started.", [({}, figures.get("runs") or 0)]
+    )
     w.one(
         "portside_retention_last_run_timestamp_seconds",
         "When this process's last purge finished (Unix time; 0 = none yet).",
@@ -134,12 +167,12 @@ def _retention(w: _Writer, figures: object) -> None:
     if figures.get("store_bytes") is not None:
         w.one("portside_retention_store_bytes", "Size of the store after the last purge.", figures["store_bytes"])
     purged = figures.get("purged") or {}
-    w.gauge(
+    w.counter(
         "portside_retention_purged_rows",
         "Rows purged by this process since it started, by kind.",
         [({"kind": k}, v.get("rows", 0)) for k, v in sorted(purged.items())],
     )
-    w.gauge(
+    w.counter(
         "portside_retention_purged_bytes",
         "Bytes of stored content (or workspace files) purged by this process since it started, by kind.",
         [({"kind": k}, v.get("bytes", 0)) for k, v in sorted(purged.items())],

@@ -21,6 +21,7 @@ from portside.server.sandboxes.drivers.paths import workspace_relative
 from portside.server.sandboxes.drivers.unavailable import DriverUnavailable
 from portside.server.sandboxes.history import HistoryService
 from portside.server.sandboxes.models import CargoRow, SandboxRow
+from portside.server.sandboxes.observe import observe_create, observe_exec
 from portside.server.sandboxes.profiles import (
     CAPABILITY_FILESYSTEM,
     CAPABILITY_PYTHON,
@@ -225,6 +226,10 @@ class SandboxService:
         the hot path, and a start that fails leaves nothing behind (the caller gets ``ship_error``).
         """
         prof = self.profiles.get(profile)
+        with observe_create(self.driver_name, prof.id):
+            return await self._create(caller, prof, ttl, cargo_id)
+
+    async def _create(self, caller: Principal, prof: Profile, ttl: int | None, cargo_id: str | None) -> SandboxInfo:
         if ttl is not None and not 0 <= ttl <= MAX_TTL:
             raise InvalidInput(f"ttl must be between 0 and {MAX_TTL} seconds", details={"ttl": ttl})
         sandbox_id = new_id("sbx")
@@ -448,7 +453,9 @@ class SandboxService:
         """Run code in the sandbox's kernel and record it in the history."""
         limit = self._timeout(timeout)
         row, handle = await self._usable(caller, sandbox_id, CAPABILITY_PYTHON)
-        result = await handle.exec_python(code, timeout=limit)
+        with observe_exec(self.driver_name, row.profile, "python", row.id) as outcome:
+            result = await handle.exec_python(code, timeout=limit)
+            outcome.of(result.success, result.timed_out)
         error = result.error
         if result.timed_out:
             error = f"execution timed out after {limit:g}s and was interrupted" + (f"\n{error}" if error else "")
@@ -503,7 +510,9 @@ class SandboxService:
         if cwd is not None:
             workspace_relative(cwd)  # lexical check: invalid_path before anything runs
         row, handle = await self._usable(caller, sandbox_id, CAPABILITY_SHELL)
-        result = await handle.exec_shell(command, cwd=cwd, timeout=limit)
+        with observe_exec(self.driver_name, row.profile, "shell", row.id) as outcome:
+            result = await handle.exec_shell(command, cwd=cwd, timeout=limit)
+            outcome.of(result.success, result.timed_out)
         error = result.stderr or None
         if result.timed_out:
             error = f"command timed out after {limit:g}s and was killed" + (f"\n{error}" if error else "")

@@ -22,9 +22,11 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from portside.server import tracing
 from portside.server.clock import as_utc, isoformat, utcnow
 from portside.server.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unavailable
 from portside.server.ids import new_id
+from portside.server.metrics.instruments import TASK_DISPATCH_LATENCY, TASK_RESULTS
 from portside.server.store import Database
 from portside.server.workers.batch import GroupCommit, Op
 from portside.server.workers.capabilities import (
@@ -88,6 +90,7 @@ _RESULT_COLUMNS = [
         "finished_at",
     )
 ]
+_TRACED_RESULT_COLUMNS = [*_RESULT_COLUMNS, TASKS.c.metadata]  # when tracing: the submitter's trace context
 _LEASE_COLUMNS = [LEASES.c[name] for name in ("id", "task_id", "worker_id", "key_id", "state", "outcome")]
 
 
@@ -142,6 +145,7 @@ class ResultRequest:
     reason: str = ""
     code: str | None = None
     details: Any = None
+    traceparent: str | None = None  # the worker's handler span, parent of the result's span
 
 
 def negotiate(version: Any) -> str:
@@ -695,7 +699,10 @@ class Broker:
                 m["id"]: dict(m)
                 for m in (
                     await s.execute(
-                        select(*_RESULT_COLUMNS).where(TASKS.c.id.in_(task_ids)).order_by(TASKS.c.id).with_for_update()
+                        select(*(_TRACED_RESULT_COLUMNS if tracing.enabled() else _RESULT_COLUMNS))
+                        .where(TASKS.c.id.in_(task_ids))
+                        .order_by(TASKS.c.id)
+                        .with_for_update()
                     )
                 ).mappings()
             }
@@ -750,6 +757,8 @@ class Broker:
                 )
             else:
                 op.result = ResultOutcome(req.lease_id, True, task["id"], task["status"])
+            if tracing.enabled():
+                _result_span(req, lease, task)
         if lease_updates:
             await s.execute(
                 update(LEASES)
@@ -792,7 +801,11 @@ class Broker:
             return
         remote, freed, claim = await self._refill(s, ended, ops[-1])
 
+        statuses = [t["status"] for t in task_updates.values()]
+
         def after() -> None:
+            for status in statuses:
+                TASK_RESULTS.labels(status).inc()
             if remote:
                 self.notifier.publish("ended", {"w": remote})
             if claim is not None:
@@ -1070,6 +1083,7 @@ class Broker:
             lease_rows: list[dict[str, Any]] = []
             task_params: list[dict[str, Any]] = []
             for session, row in assignments:
+                TASK_DISPATCH_LATENCY.observe(max(0.0, (now - as_utc(row["available_at"])).total_seconds()))
                 spec = session.caps[ctype].spec
                 ttl_ms = spec.lease_ttl_ms or (cdef.lease_ttl_ms if cdef else None)
                 ttl_ms = ttl_ms or int(self.config.lease_ttl_s * 1000)
@@ -1369,3 +1383,17 @@ class Broker:
                     freed = sess.end_lease(lease_id) or freed
         if freed:
             self._wake.set()
+
+
+def _result_span(req: ResultRequest, lease: dict[str, Any], task: dict[str, Any]) -> None:
+    """Record the applied result as a span: child of the worker's handler span, else of the submitter's."""
+    parent = {"traceparent": req.traceparent} if req.traceparent else (task.get("metadata") or {})
+    attributes = {
+        "portside.task.id": task["id"],
+        "portside.task.capability": task["capability"],
+        "portside.lease.id": lease["id"],
+        "portside.result": "ack" if req.ok else f"nack:{req.kind}",
+        "portside.task.status": task["status"],
+    }
+    with tracing.span(f"task.result {task['capability']}", attributes, parent=parent):
+        pass

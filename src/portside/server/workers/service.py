@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 
+from portside.server import tracing
 from portside.server.clock import utcnow
 from portside.server.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from portside.server.ids import new_id
+from portside.server.metrics.instruments import TASKS_SUBMITTED
 from portside.server.store import Database
 from portside.server.workers.batch import Op
 from portside.server.workers.broker import LEASE_CANCELLED, Broker, Claim
@@ -129,14 +131,22 @@ class WorkersService:
             metadata=dict(metadata or {}),
             workflow_id=workflow_id,
         )
-        prepared = await self._prepare(spec, owner)
-        task: Task = await self.broker.commit.run("submit", prepared)
-        return task
+        if not tracing.enabled():
+            prepared = await self._prepare(spec, owner)
+            task: Task = await self.broker.commit.run("submit", prepared)
+            return task
+        with tracing.span(f"task.submit {capability}", {"portside.task.capability": capability}) as span:
+            prepared = await self._prepare(replace(spec, metadata=tracing.inject(spec.metadata)), owner)
+            task = await self.broker.commit.run("submit", prepared)
+            span.set_attribute("portside.task.id", task.id)
+            return task
 
     async def submit_tasks(self, specs: list[TaskSpec], *, owner: str) -> list[Task]:
         """Submit many tasks (validated first: one bad spec rejects the whole request)."""
         if len(specs) > 1000:
             raise InvalidInput("at most 1000 tasks per batch", code="batch_too_large")
+        if tracing.enabled():  # each task continues the batch's trace
+            specs = [replace(spec, metadata=tracing.inject(spec.metadata)) for spec in specs]
         prepared = [await self._prepare(spec, owner, index=i) for i, spec in enumerate(specs)]
         results = await asyncio.gather(*(self.broker.commit.run("submit", p) for p in prepared))
         return list(results)
@@ -248,7 +258,10 @@ class WorkersService:
                 ops[-1].undo.append(lambda: self.broker.abandon(claim))
             undispatched = sorted(caps if claim is None else caps - claim.drained)
 
+            submitted = len(rows)
+
             def after() -> None:
+                TASKS_SUBMITTED.inc(submitted)
                 if claim is not None:
                     self.broker.deliver(claim)
                 if undispatched:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from portside.server.auth import Principal
 from portside.server.clock import utcnow
 from portside.server.errors import Unauthenticated
+from portside.server.logs import note_key_id
 from portside.server.store import Database
 from portside.server.store.core_models import ApiKeyRow
 from portside.server.workers.models import WorkerTokenKeyRow
@@ -128,4 +129,5 @@ class TokenSigner:
             scopes=frozenset(str(s) for s in claims.get("scp", [])),
         )
         nid = claims.get("nid")
+        note_key_id(principal.key_id)
         return WorkerCaller(principal=principal, bound_worker_id=str(nid) if nid else None, via_token=True)

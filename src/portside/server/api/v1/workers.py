@@ -182,6 +182,7 @@ class ResultItem(_Body):
     reason: str = Field(default="", max_length=10_000)
     code: str | None = Field(default=None, max_length=200)
     details: Any = None
+    traceparent: str | None = Field(default=None, max_length=128)
 
 
 class ResultsBody(_Body):
@@ -295,6 +296,7 @@ async def worker_results(
             reason=item.reason,
             code=item.code,
             details=item.details,
+            traceparent=item.traceparent,
         )
         for item in body.results
     ]
