@@ -23,7 +23,7 @@ from tests.drivers.fixtures import require_bwrap
 pytestmark = pytest.mark.bwrap
 
 #: Sandbox cycles (create, executions, delete), run a few at a time; each makes EXECS executions.
-CYCLES = int(os.environ.get("PORTSIDE_TEST_GC_CYCLES", "60"))
+CYCLES = int(os.environ.get("PORTSIDE_TEST_GC_CYCLES", "200"))
 EXECS = 5
 PARALLEL = 3
 OUTPUT_BYTES = 20_000
