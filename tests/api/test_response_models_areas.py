@@ -1,5 +1,6 @@
 """Every JSON 2xx answer of the flows/executions/agents, reviews, signing, secrets, knowledge, MCP hub,
-inputs, agent deployments, metrics and AI Spine routes has a concrete schema in ``/openapi.json``."""
+inputs, agent deployments, metrics, AI Spine and (part of the) Symbiont routes has a concrete schema in
+``/openapi.json``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ AREAS = [
     r"^/\.well-known/schemapin",
     r"^/(flows|executions|agents|health|metrics|status)\b",
     r"^/api/v1/(users|user)/",
+    # The Symbiont door (tool review, secrets, agents and deployments, DSL, health, metrics).
+    r"^/api/v1/(tool-review|secrets|agents|dsl|health|metrics)\b",
 ]
 #: Not JSON documents: server-sent events, Prometheus text, and webhooks (their reply is the target's own).
 NOT_JSON = {
@@ -46,6 +49,8 @@ def _concrete(spec: dict[str, Any], schema: dict[str, Any]) -> bool:
         return _concrete(spec, schema.get("items") or {})
     if "anyOf" in schema:
         return all(_concrete(spec, s) for s in schema["anyOf"] if s.get("type") != "null")
+    if schema.get("type") in {"string", "integer", "number", "boolean"}:
+        return True
     return schema.get("type") == "object" and bool(schema.get("properties"))
 
 

@@ -67,3 +67,14 @@ class SystemMetrics(WireModel):
     sandboxes: dict[str, int]
     executions: dict[str, int]
     tasks: dict[str, int]
+
+
+class SymbiontHealth(WireModel):
+    """Symbiont's ``HealthResponse``; ``checks`` and ``warnings`` only for key holders."""
+
+    status: str
+    uptime_seconds: int
+    timestamp: str
+    version: str
+    checks: dict[str, dict[str, Any]] | None = None
+    warnings: list[str] | None = None

@@ -72,3 +72,40 @@ class RevocationDocument(WireModel):
     domain: str
     updated_at: str
     revoked_keys: list[RevokedKey]
+
+
+# ---------------------------------------------------------------- Symbiont door (``/api/v1/tool-review``)
+
+
+class ReviewSubmitted(WireModel):
+    """Symbiont's ``ReviewSessionResponse``."""
+
+    review_id: str
+    status: str
+    submitted_at: str
+    estimated_completion: str | None = None
+
+
+class ReviewPagination(WireModel):
+    page: int
+    limit: int
+    total: int
+    has_next: bool
+
+
+class ReviewSessionList(WireModel):
+    """Symbiont's ``ReviewSessionList``."""
+
+    sessions: list[ReviewSessionOut]
+    pagination: ReviewPagination
+
+
+class SigningOut(WireModel):
+    """Symbiont's ``SigningResponse`` plus the key fingerprint and review id."""
+
+    signature: str
+    signed_at: str | None = None
+    signer_id: str | None = None
+    signature_algorithm: str | None = None
+    key_fingerprint: str | None = None
+    review_id: str

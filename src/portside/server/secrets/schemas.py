@@ -34,3 +34,18 @@ class SecretDeleted(Deleted):
 
 
 SecretBackendOut = SecretBackend
+
+
+class SymbiontSecretList(WireModel):
+    """Symbiont's secret list: names only."""
+
+    agent_id: str
+    secrets: list[str]
+
+
+class SymbiontSecretValue(WireModel):
+    """Symbiont's ``SecretResponse`` with the value."""
+
+    agent_id: str
+    secret_name: str
+    value: str
