@@ -1,5 +1,5 @@
 """Every JSON 2xx answer of the flows/executions/agents, reviews, signing, secrets, knowledge, MCP hub,
-inputs, agent deployments, metrics, AI Spine and (part of the) Symbiont routes has a concrete schema in
+inputs, agent deployments, metrics, AI Spine, Symbiont and neuron routes has a concrete schema in
 ``/openapi.json``."""
 
 from __future__ import annotations
@@ -22,11 +22,17 @@ AREAS = [
     r"^/api/v1/(users|user)/",
     # The Symbiont door (tool review, secrets, agents and deployments, DSL, health, metrics).
     r"^/api/v1/(tool-review|secrets|agents|dsl|health|metrics)\b",
+    # ... knowledge and RAG, MCP, HTTP inputs, workflows.
+    r"^/api/v1/(knowledge|rag|mcp|http-input|workflows)\b",
+    # The neuron door (its SSE stream is declared with the streaming routes) and its token exchange.
+    r"^/neuron/",
+    r"^/api/v1/auth/token$",
 ]
 #: Not JSON documents: server-sent events, Prometheus text, and webhooks (their reply is the target's own).
 NOT_JSON = {
     ("get", "/v1/executions/{execution_id}/events"),
     ("get", "/metrics/prometheus"),
+    ("get", "/neuron/events"),
 }
 
 
@@ -71,6 +77,13 @@ def _covered(spec: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]
 
 def test_the_areas_have_routes(spec: dict[str, Any]) -> None:
     assert len(_covered(spec)) > 100
+
+
+def test_every_dialect_door_route_is_covered(spec: dict[str, Any]) -> None:
+    """The Symbiont, AI Spine and neuron doors (``/api/...``, ``/neuron/...``) are all in :data:`AREAS`."""
+    doors = [p for p in spec["paths"] if p.startswith(("/api/", "/neuron/"))]
+    assert doors
+    assert [p for p in doors if not any(re.search(a, p) for a in AREAS)] == []
 
 
 def test_every_json_success_has_a_concrete_schema(spec: dict[str, Any]) -> None:

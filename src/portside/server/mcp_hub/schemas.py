@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from portside.server.api.wire import Deleted, WireModel
 from portside.types.mcp_hub import McpCallRecord, McpCallResult, McpResource, McpServer, McpTool
 
@@ -17,6 +19,9 @@ __all__ = [
     "McpServerOut",
     "McpStderr",
     "McpToolList",
+    "SymbiontMcpConnection",
+    "SymbiontMcpResource",
+    "SymbiontMcpTool",
 ]
 
 
@@ -58,3 +63,41 @@ class McpResourceContents(WireModel):
 class McpCallPage(WireModel):
     items: list[McpCallRecord]
     total: int
+
+
+# ---------------------------------------------------------------- Symbiont door (``/api/v1/mcp``)
+
+
+class SymbiontMcpConnection(WireModel):
+    """``symbiont.McpConnectionInfo`` plus the registration's ``id`` and ``transport``."""
+
+    server_name: str
+    status: str
+    pid: int | None = None
+    connected_at: str | None = None
+    last_error: str | None = None
+    tools_count: int = 0
+    resources_count: int = 0
+    id: str
+    transport: str
+
+
+class SymbiontMcpTool(WireModel):
+    """``symbiont.McpToolInfo``: the tool's input schema is sent under ``schema``."""
+
+    name: str
+    description: str
+    server_name: str
+    tool_schema: dict[str, Any] = Field(alias="schema")
+    verified: bool = False
+    verification_hash: str | None = None
+
+
+class SymbiontMcpResource(WireModel):
+    """``symbiont.McpResourceInfo``."""
+
+    uri: str
+    name: str | None = None
+    description: str | None = None
+    mime_type: str | None = None
+    server_name: str
