@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from portside import __version__
 from portside.server.agents.service import AgentService
 from portside.server.api.params import MAX_OFFSET
+from portside.server.api.wire import WireRoute
 from portside.server.auth import DEFAULT_SCOPES, KeyInfo, Principal
 from portside.server.clock import isoformat, utcnow
 from portside.server.context import AppContext, get_ctx
@@ -27,6 +28,26 @@ from portside.server.deps import optional_principal
 from portside.server.errors import InvalidInput, NotFound
 from portside.server.flows.engine import Engine
 from portside.server.flows.loader import agent_spec
+from portside.server.flows.schemas import (
+    AgentOut,
+    FlowOut,
+    SpineAgentDeleted,
+    SpineAgentList,
+    SpineExecution,
+    SpineExecutionCancelled,
+    SpineExecutionList,
+    SpineExecutionResults,
+    SpineExecutionStarted,
+    SpineFlowDeleted,
+    SpineFlowList,
+    SpineHealth,
+    SpineKeyGenerated,
+    SpineKeyRevoked,
+    SpineMetrics,
+    SpineMyKey,
+    SpineStatus,
+    SpineUser,
+)
 from portside.server.flows.serialize import agent_dict, execution_dict, flow_dict, node_dict
 from portside.server.flows.service import ExecutionService, FlowService
 from portside.server.ratelimit import limiter_of, rate_limited
@@ -36,7 +57,7 @@ USER_KEY_NAME = "ai-spine user key"
 UNLIMITED_CREDITS = 1_000_000_000
 _STARTED = time.time()
 
-router = APIRouter(tags=["ai-spine"])
+router = APIRouter(tags=["ai-spine"], route_class=WireRoute)
 reader = rate_limited("read")
 writer = rate_limited("write")
 
@@ -75,7 +96,7 @@ class ExecuteRequest(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=7 * 86_400)
 
 
-@router.post("/flows/execute")
+@router.post("/flows/execute", response_model=SpineExecutionStarted)
 async def execute_flow(
     body: ExecuteRequest, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(writer)
 ) -> dict[str, Any]:
@@ -98,18 +119,18 @@ async def execute_flow(
     }
 
 
-@router.get("/flows")
+@router.get("/flows", response_model=SpineFlowList)
 async def list_flows(ctx: AppContext = Depends(get_ctx), _: Principal = Depends(reader)) -> dict[str, Any]:
     flows = await _svc(ctx)[0].list()
     return {"flows": [flow_dict(f) for f in flows], "count": len(flows)}
 
 
-@router.get("/flows/{flow_id}")
+@router.get("/flows/{flow_id}", response_model=FlowOut)
 async def get_flow(flow_id: str, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(reader)) -> dict[str, Any]:
     return flow_dict(await _svc(ctx)[0].get(flow_id))
 
 
-@router.post("/flows", status_code=201)
+@router.post("/flows", status_code=201, response_model=FlowOut)
 async def create_flow(
     definition: dict[str, Any] = Body(...), ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(writer)
 ) -> dict[str, Any]:
@@ -118,7 +139,7 @@ async def create_flow(
     return flow_dict(view)
 
 
-@router.put("/flows/{flow_id}")
+@router.put("/flows/{flow_id}", response_model=FlowOut)
 async def update_flow(
     flow_id: str,
     definition: dict[str, Any] = Body(...),
@@ -131,7 +152,7 @@ async def update_flow(
     return flow_dict(view)
 
 
-@router.delete("/flows/{flow_id}")
+@router.delete("/flows/{flow_id}", response_model=SpineFlowDeleted)
 async def delete_flow(
     flow_id: str, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(writer)
 ) -> dict[str, Any]:
@@ -139,7 +160,7 @@ async def delete_flow(
     return {"message": f"Flow '{flow_id}' deleted successfully", "status": "deleted"}
 
 
-@router.get("/executions")
+@router.get("/executions", response_model=SpineExecutionList)
 async def list_executions(
     limit: int = Query(default=20, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
@@ -166,14 +187,14 @@ def _execution_body(view: Any) -> dict[str, Any]:
     return body
 
 
-@router.get("/executions/{execution_id}")
+@router.get("/executions/{execution_id}", response_model=SpineExecution)
 async def get_execution(
     execution_id: str, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(reader)
 ) -> dict[str, Any]:
     return _execution_body(await _svc(ctx)[1].get(execution_id, owner=_owner(principal)))
 
 
-@router.get("/executions/{execution_id}/results")
+@router.get("/executions/{execution_id}/results", response_model=SpineExecutionResults)
 async def execution_results(
     execution_id: str, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(reader)
 ) -> dict[str, Any]:
@@ -184,7 +205,7 @@ async def execution_results(
     }
 
 
-@router.post("/executions/{execution_id}/cancel")
+@router.post("/executions/{execution_id}/cancel", response_model=SpineExecutionCancelled)
 async def cancel_execution(
     execution_id: str, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(writer)
 ) -> dict[str, Any]:
@@ -195,13 +216,13 @@ async def cancel_execution(
 # ------------------------------------------------------------------ agents
 
 
-@router.get("/agents")
+@router.get("/agents", response_model=SpineAgentList)
 async def list_agents(ctx: AppContext = Depends(get_ctx), _: Principal = Depends(reader)) -> dict[str, Any]:
     agents = await _svc(ctx)[2].list()
     return {"agents": [agent_dict(a) for a in agents], "count": len(agents), "authenticated": True}
 
 
-@router.get("/agents/{agent_id}")
+@router.get("/agents/{agent_id}", response_model=AgentOut)
 async def get_agent(
     agent_id: str, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(reader)
 ) -> dict[str, Any]:
@@ -225,7 +246,7 @@ _AGENT_FIELDS = {
 }
 
 
-@router.post("/agents", status_code=201)
+@router.post("/agents", status_code=201, response_model=AgentOut)
 async def create_agent(
     agent_config: dict[str, Any] = Body(...), ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(writer)
 ) -> dict[str, Any]:
@@ -239,7 +260,7 @@ async def create_agent(
     return agent_dict(await _svc(ctx)[2].create(spec, created_by=principal.owner))
 
 
-@router.delete("/agents/{agent_id}")
+@router.delete("/agents/{agent_id}", response_model=SpineAgentDeleted)
 async def delete_agent(
     agent_id: str, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(writer)
 ) -> dict[str, Any]:
@@ -250,7 +271,11 @@ async def delete_agent(
 # ------------------------------------------------------------------ system
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=SpineHealth,
+    responses={503: {"model": SpineHealth, "description": "The database is unreachable."}},
+)
 async def health(
     ctx: AppContext = Depends(get_ctx), caller: Principal | None = Depends(optional_principal)
 ) -> JSONResponse:
@@ -272,7 +297,7 @@ async def health(
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_model=SpineMetrics)
 async def metrics(ctx: AppContext = Depends(get_ctx), _: Principal = Depends(reader)) -> dict[str, Any]:
     """JSON counters: executions by status, latency percentiles, agents, flows."""
     flows, executions, agents = _svc(ctx)
@@ -295,7 +320,7 @@ async def metrics(ctx: AppContext = Depends(get_ctx), _: Principal = Depends(rea
     }
 
 
-@router.get("/status")
+@router.get("/status", response_model=SpineStatus)
 async def status(ctx: AppContext = Depends(get_ctx), _p: Principal = Depends(reader)) -> dict[str, Any]:
     flows, executions, agents = _svc(ctx)
     agents_total, agents_active = await agents.count()
@@ -323,7 +348,7 @@ async def status(ctx: AppContext = Depends(get_ctx), _p: Principal = Depends(rea
 # ------------------------------------------------------------------ users and keys
 
 
-@router.get("/api/v1/users/me")
+@router.get("/api/v1/users/me", response_model=SpineUser)
 async def current_user(ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(reader)) -> dict[str, Any]:
     """The caller, mapped from their API key. Portside has no credits: the balance is unlimited."""
     limiter = limiter_of(ctx)
@@ -353,7 +378,7 @@ def _user_keys(keys: list[KeyInfo], user_id: str) -> list[KeyInfo]:
     return sorted(mine, key=lambda k: k.created_at, reverse=True)
 
 
-@router.get("/api/v1/user/keys/my-key")
+@router.get("/api/v1/user/keys/my-key", response_model=SpineMyKey)
 async def my_key(
     user_id: str = Query(min_length=1, max_length=200),
     ctx: AppContext = Depends(get_ctx),
@@ -380,7 +405,7 @@ async def my_key(
     }
 
 
-@router.post("/api/v1/user/keys/generate")
+@router.post("/api/v1/user/keys/generate", response_model=SpineKeyGenerated)
 async def generate_key(
     body: UserKeyRequest, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(reader)
 ) -> dict[str, Any]:
@@ -402,7 +427,7 @@ async def generate_key(
     }
 
 
-@router.delete("/api/v1/user/keys/revoke")
+@router.delete("/api/v1/user/keys/revoke", response_model=SpineKeyRevoked)
 async def revoke_key(
     body: UserKeyRequest, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(reader)
 ) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
 
 from portside.server.api.v1.workers import event_stream, lease_ids_of, worker_caller, workers_service
+from portside.server.api.wire import WireRoute
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import bearer_token
@@ -26,11 +27,19 @@ from portside.server.workers.capabilities import check_worker_id
 from portside.server.workers.config import PROTOCOL_VERSION
 from portside.server.workers.domain import RegisteredFrame
 from portside.server.workers.frames import neuron_frame, render_neuron
+from portside.server.workers.neuron_schemas import (
+    NeuronCapabilityUpdated,
+    NeuronHeartbeat,
+    NeuronLeaseOutcome,
+    NeuronOk,
+    NeuronRegistered,
+    NeuronToken,
+)
 from portside.server.workers.service import WorkersService
 from portside.server.workers.tokens import TokenSigner, WorkerCaller
 
-router = APIRouter(prefix="/neuron", tags=["neuron"])
-auth_router = APIRouter(prefix="/api/v1/auth", tags=["neuron"])
+router = APIRouter(prefix="/neuron", tags=["neuron"], route_class=WireRoute)
+auth_router = APIRouter(prefix="/api/v1/auth", tags=["neuron"], route_class=WireRoute)
 
 
 class _Frame(BaseModel):
@@ -91,7 +100,7 @@ async def events(
     return await event_stream(svc, caller, neuron_id, "neuron", render_neuron)
 
 
-@router.post("/register")
+@router.post("/register", response_model=NeuronRegistered)
 async def register(
     frame: RegisterIn, caller: WorkerCaller = Depends(worker_caller), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
@@ -109,7 +118,7 @@ async def register(
     return {**body, "protocolVersion": result.protocol_version}
 
 
-@router.post("/update-capability")
+@router.post("/update-capability", response_model=NeuronCapabilityUpdated)
 async def update_capability(
     frame: UpdateCapabilityIn,
     caller: WorkerCaller = Depends(worker_caller),
@@ -119,7 +128,7 @@ async def update_capability(
     return {"ok": True, "capability": spec.wire()}
 
 
-@router.post("/heartbeat")
+@router.post("/heartbeat", response_model=NeuronHeartbeat)
 async def heartbeat(
     frame: HeartbeatIn, caller: WorkerCaller = Depends(worker_caller), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
@@ -127,7 +136,7 @@ async def heartbeat(
     return {"ok": True, "renewed": out["renewed"], "ended": out["ended"], "serverTime": isoformat(out["server_time"])}
 
 
-@router.post("/ack")
+@router.post("/ack", response_model=NeuronLeaseOutcome)
 async def ack(
     frame: AckIn, caller: WorkerCaller = Depends(worker_caller), svc: WorkersService = Depends(workers_service)
 ) -> JSONResponse:
@@ -141,7 +150,7 @@ async def ack(
     )
 
 
-@router.post("/nack")
+@router.post("/nack", response_model=NeuronLeaseOutcome)
 async def nack(
     frame: NackIn, caller: WorkerCaller = Depends(worker_caller), svc: WorkersService = Depends(workers_service)
 ) -> JSONResponse:
@@ -165,7 +174,7 @@ async def nack(
     )
 
 
-@router.post("/progress")
+@router.post("/progress", response_model=NeuronOk)
 async def progress(
     frame: ProgressIn, caller: WorkerCaller = Depends(worker_caller), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
@@ -176,7 +185,7 @@ async def progress(
     return {"ok": True}
 
 
-@auth_router.post("/token")
+@auth_router.post("/token", response_model=NeuronToken)
 async def issue_token(request: Request, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
     """Trade an API key (``Authorization: Bearer sk_...`` or ``{"apiKey"}``) for a worker token.
 

@@ -13,13 +13,15 @@ from fastapi.responses import Response
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portside.server.api.wire import WireRoute
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import current_principal, require
 from portside.server.http.errors import render_native
 from portside.server.metrics.collector import MetricsCollector, native_metrics
 from portside.server.metrics.prometheus import CONTENT_TYPE, render
+from portside.server.metrics.schemas import NativeMetrics
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], route_class=WireRoute)
 
 
 class MetricsSettings(BaseSettings):
@@ -34,7 +36,7 @@ def collector(ctx: AppContext = Depends(get_ctx)) -> MetricsCollector:
     return ctx.service("metrics", MetricsCollector)
 
 
-@router.get("/v1/metrics")
+@router.get("/v1/metrics", response_model=NativeMetrics)
 async def metrics_json(m: MetricsCollector = Depends(collector), _: Any = Depends(require("read"))) -> Any:
     """Host, process and store figures as JSON."""
     return native_metrics(await m.snapshot())

@@ -11,17 +11,31 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat, utcnow
 from portside.server.context import AppContext, get_ctx
 from portside.server.deployments.agents import AgentRegistry
+from portside.server.deployments.schemas import (
+    AgentMetricsOut,
+    AgentStatusOut,
+    CompileResult,
+    DeploymentList,
+    DeploymentLog,
+    DeploymentOut,
+    DeploymentTaskOut,
+    SymbiontAgentDeleted,
+    SymbiontAgentList,
+    SymbiontAgentOut,
+    TaskQueued,
+)
 from portside.server.deployments.service import DeploymentService
 from portside.server.deployments.tables import AgentDeploymentRow, SymbiontAgentRow
 from portside.server.deps import require
 from portside.server.dsl import render_compile_response
 from portside.server.sandboxes.service import SandboxService
 
-router = APIRouter(prefix="/v1", tags=["agent deployments"])
+router = APIRouter(prefix="/v1", tags=["agent deployments"], route_class=WireRoute)
 Reader = Depends(require("read"))
 Writer = Depends(require("write"))
 
@@ -116,41 +130,41 @@ async def render_deployment(d: DeploymentService, row: AgentDeploymentRow, reque
 # ---------------------------------------------------------------- agents
 
 
-@router.post("/symbiont-agents", status_code=201)
+@router.post("/symbiont-agents", status_code=201, response_model=SymbiontAgentOut)
 async def create_agent(body: AgentBody, r: AgentRegistry = Depends(registry), caller: Principal = Writer) -> Any:
     return agent_view(await r.create(caller, body.model_dump()), full=True)
 
 
-@router.get("/symbiont-agents")
+@router.get("/symbiont-agents", response_model=SymbiontAgentList)
 async def list_agents(r: AgentRegistry = Depends(registry), caller: Principal = Reader) -> Any:
     rows = await r.list(caller)
     return {"items": [agent_view(a) for a in rows], "total": len(rows)}
 
 
-@router.post("/symbiont-agents/compile")
+@router.post("/symbiont-agents/compile", response_model=CompileResult)
 async def compile_agent(body: CompileBody, r: AgentRegistry = Depends(registry), caller: Principal = Writer) -> Any:
     """Compile Symbiont DSL; errors carry line and column. Stores the agent unless ``validate_only``."""
     result, row = await r.compile(caller, body.dsl_content, body.agent_name, validate_only=body.validate_only)
     return render_compile_response(result, agent_id=row.id if row else None, compiled_at=utcnow())
 
 
-@router.get("/symbiont-agents/{agent_id}")
+@router.get("/symbiont-agents/{agent_id}", response_model=SymbiontAgentOut)
 async def get_agent(agent_id: str, r: AgentRegistry = Depends(registry), caller: Principal = Reader) -> Any:
     return agent_view(await r.get(caller, agent_id), full=True)
 
 
-@router.delete("/symbiont-agents/{agent_id}")
+@router.delete("/symbiont-agents/{agent_id}", response_model=SymbiontAgentDeleted)
 async def delete_agent(agent_id: str, r: AgentRegistry = Depends(registry), caller: Principal = Writer) -> Any:
     await r.delete(caller, agent_id)
     return {"id": agent_id, "deleted": True}
 
 
-@router.get("/symbiont-agents/{agent_id}/status")
+@router.get("/symbiont-agents/{agent_id}/status", response_model=AgentStatusOut)
 async def agent_status(agent_id: str, d: DeploymentService = Depends(deployments), caller: Principal = Reader) -> Any:
     return await d.agent_status(caller, agent_id)
 
 
-@router.get("/symbiont-agents/{agent_id}/metrics")
+@router.get("/symbiont-agents/{agent_id}/metrics", response_model=AgentMetricsOut)
 async def agent_metrics(agent_id: str, d: DeploymentService = Depends(deployments), caller: Principal = Reader) -> Any:
     return await d.agent_metrics(caller, agent_id)
 
@@ -158,7 +172,7 @@ async def agent_metrics(agent_id: str, d: DeploymentService = Depends(deployment
 # ---------------------------------------------------------------- deployments
 
 
-@router.post("/agent-deployments", status_code=201)
+@router.post("/agent-deployments", status_code=201, response_model=DeploymentOut)
 async def deploy(
     body: DeployBody, request: Request, d: DeploymentService = Depends(deployments), caller: Principal = Writer
 ) -> Any:
@@ -167,7 +181,7 @@ async def deploy(
     return await render_deployment(d, row, request)
 
 
-@router.get("/agent-deployments")
+@router.get("/agent-deployments", response_model=DeploymentList)
 async def list_deployments(
     request: Request,
     agent_id: str | None = None,
@@ -178,7 +192,7 @@ async def list_deployments(
     return {"items": [await render_deployment(d, r, request) for r in rows], "total": len(rows)}
 
 
-@router.get("/agent-deployments/{deployment_id}")
+@router.get("/agent-deployments/{deployment_id}", response_model=DeploymentOut)
 async def get_deployment(
     deployment_id: str, request: Request, d: DeploymentService = Depends(deployments), caller: Principal = Reader
 ) -> Any:
@@ -188,28 +202,28 @@ async def get_deployment(
     return out
 
 
-@router.post("/agent-deployments/{deployment_id}/stop")
+@router.post("/agent-deployments/{deployment_id}/stop", response_model=DeploymentOut)
 async def stop_deployment(
     deployment_id: str, request: Request, d: DeploymentService = Depends(deployments), caller: Principal = Writer
 ) -> Any:
     return await render_deployment(d, await d.stop(caller, deployment_id), request)
 
 
-@router.get("/agent-deployments/{deployment_id}/logs")
+@router.get("/agent-deployments/{deployment_id}/logs", response_model=DeploymentLog)
 async def deployment_logs(
     deployment_id: str, d: DeploymentService = Depends(deployments), caller: Principal = Reader
 ) -> Any:
     return {"deployment_id": deployment_id, "log": await d.logs(caller, deployment_id)}
 
 
-@router.post("/agent-deployments/{deployment_id}/tasks", status_code=202)
+@router.post("/agent-deployments/{deployment_id}/tasks", status_code=202, response_model=TaskQueued)
 async def submit_task(
     deployment_id: str, body: TaskBody, d: DeploymentService = Depends(deployments), caller: Principal = Writer
 ) -> Any:
     return await d.submit_task(caller, deployment_id, action=body.action, payload=body.input)
 
 
-@router.get("/agent-deployments/{deployment_id}/tasks/{task_id}")
+@router.get("/agent-deployments/{deployment_id}/tasks/{task_id}", response_model=DeploymentTaskOut)
 async def get_task(
     deployment_id: str, task_id: str, d: DeploymentService = Depends(deployments), caller: Principal = Reader
 ) -> Any:

@@ -11,13 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from portside.server.api.params import MAX_OFFSET
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
+from portside.server.flows.schemas import ExecutionList, ExecutionOut
 from portside.server.flows.serialize import execution_dict
 from portside.server.flows.service import ExecutionService
 
-router = APIRouter(prefix="/v1/executions", tags=["executions"])
+router = APIRouter(prefix="/v1/executions", tags=["executions"], route_class=WireRoute)
 MAX_WAIT_SECONDS = 60.0
 
 
@@ -42,7 +44,7 @@ class StartBody(BaseModel):
     timeout_seconds: float | None = Field(default=None, gt=0, le=7 * 86_400)
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, response_model=ExecutionOut)
 async def start_execution(
     body: StartBody, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(require("write"))
 ) -> dict[str, Any]:
@@ -58,7 +60,7 @@ async def start_execution(
     return execution_dict(view)
 
 
-@router.get("")
+@router.get("", response_model=ExecutionList)
 async def list_executions(
     flow_id: str | None = Query(default=None, max_length=100),
     status: str | None = Query(default=None, max_length=16),
@@ -73,7 +75,7 @@ async def list_executions(
     return {"items": [execution_dict(v, nodes=False) for v in items], "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/{execution_id}")
+@router.get("/{execution_id}", response_model=ExecutionOut)
 async def get_execution(
     execution_id: str, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(require("read"))
 ) -> dict[str, Any]:
@@ -81,7 +83,7 @@ async def get_execution(
     return execution_dict(await _svc(ctx).get(execution_id, owner=visible_owner(principal)))
 
 
-@router.get("/{execution_id}/wait")
+@router.get("/{execution_id}/wait", response_model=ExecutionOut)
 async def wait_execution(
     execution_id: str,
     timeout: float = Query(default=30.0, ge=0, le=MAX_WAIT_SECONDS),
@@ -116,7 +118,7 @@ def _ping() -> ServerSentEvent:
     return ServerSentEvent(comment="ping", sep="\n")
 
 
-@router.post("/{execution_id}/cancel")
+@router.post("/{execution_id}/cancel", response_model=ExecutionOut)
 async def cancel_execution(
     execution_id: str, ctx: AppContext = Depends(get_ctx), principal: Principal = Depends(require("write"))
 ) -> dict[str, Any]:

@@ -10,15 +10,25 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
 from portside.server.errors import InvalidInput
 from portside.server.flows.loader import load_directory
+from portside.server.flows.schemas import (
+    ExecutionOut,
+    FlowDeleted,
+    FlowList,
+    FlowOut,
+    FlowReload,
+    FlowValidation,
+    FlowVersionList,
+)
 from portside.server.flows.serialize import execution_dict, flow_dict, flow_version_dict
 from portside.server.flows.service import ExecutionService, FlowService
 
-router = APIRouter(prefix="/v1/flows", tags=["flows"])
+router = APIRouter(prefix="/v1/flows", tags=["flows"], route_class=WireRoute)
 
 
 def _flows(ctx: AppContext) -> FlowService:
@@ -40,7 +50,7 @@ class ExecuteBody(BaseModel):
     timeout_seconds: float | None = Field(default=None, gt=0, le=7 * 86_400)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=FlowOut)
 async def create_flow(
     definition: dict[str, Any] = Body(...),
     ctx: AppContext = Depends(get_ctx),
@@ -51,7 +61,7 @@ async def create_flow(
     return flow_dict(view)
 
 
-@router.post("/validate")
+@router.post("/validate", response_model=FlowValidation)
 async def validate_flow(
     definition: dict[str, Any] = Body(...),
     ctx: AppContext = Depends(get_ctx),
@@ -62,7 +72,7 @@ async def validate_flow(
     return {"valid": True, "flow_id": flow.flow_id, "nodes": len(flow.nodes)}
 
 
-@router.post("/reload")
+@router.post("/reload", response_model=FlowReload)
 async def reload_flows(ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("admin"))) -> dict[str, Any]:
     """Load the server's flows directory again (new or changed files become new versions)."""
     directory = ctx.services.get("flows_dir")
@@ -73,13 +83,13 @@ async def reload_flows(ctx: AppContext = Depends(get_ctx), _: Principal = Depend
     return {"directory": str(directory), **asdict(report)}
 
 
-@router.get("")
+@router.get("", response_model=FlowList)
 async def list_flows(ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("read"))) -> dict[str, Any]:
     flows = await _flows(ctx).list()
     return {"items": [flow_dict(f) for f in flows], "total": len(flows)}
 
 
-@router.get("/{flow_id}")
+@router.get("/{flow_id}", response_model=FlowOut)
 async def get_flow(
     flow_id: str,
     version: int | None = Query(default=None, ge=1, description="Revision; default the current one."),
@@ -89,7 +99,11 @@ async def get_flow(
     return flow_dict(await _flows(ctx).get(flow_id, version))
 
 
-@router.put("/{flow_id}")
+@router.put(
+    "/{flow_id}",
+    response_model=FlowOut,
+    responses={201: {"model": FlowOut, "description": "Created (first revision)."}},
+)
 async def put_flow(
     flow_id: str,
     definition: dict[str, Any] = Body(...),
@@ -105,7 +119,7 @@ async def put_flow(
     return JSONResponse({**flow_dict(view), "changed": changed}, status_code=status)
 
 
-@router.get("/{flow_id}/versions")
+@router.get("/{flow_id}/versions", response_model=FlowVersionList)
 async def flow_versions(
     flow_id: str, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("read"))
 ) -> dict[str, Any]:
@@ -113,7 +127,7 @@ async def flow_versions(
     return {"items": [flow_version_dict(v) for v in versions], "total": len(versions)}
 
 
-@router.delete("/{flow_id}")
+@router.delete("/{flow_id}", response_model=FlowDeleted)
 async def delete_flow(
     flow_id: str, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("write"))
 ) -> dict[str, Any]:
@@ -121,7 +135,7 @@ async def delete_flow(
     return {"flow_id": flow_id, "deleted": True}
 
 
-@router.post("/{flow_id}/executions", status_code=202)
+@router.post("/{flow_id}/executions", status_code=202, response_model=ExecutionOut)
 async def execute_flow(
     flow_id: str,
     body: ExecuteBody | None = None,

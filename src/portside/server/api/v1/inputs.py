@@ -12,16 +12,25 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from portside.server.api.params import MAX_OFFSET
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
 from portside.server.errors import PayloadTooLarge
 from portside.server.inputs.models import HttpInputRequestRow
+from portside.server.inputs.schemas import (
+    HttpInputList,
+    HttpInputOut,
+    InputDeleted,
+    InputMetrics,
+    InputRequestPage,
+    TriggerResult,
+)
 from portside.server.inputs.service import HookResult, InputService, InputView
 from portside.server.inputs.spec import InputPatch, InputSpec, TriggerRequest
 
-router = APIRouter(prefix="/v1", tags=["http inputs"])
+router = APIRouter(prefix="/v1", tags=["http inputs"], route_class=WireRoute)
 hooks = APIRouter(tags=["webhooks"])
 Reader = Depends(require("read"))
 Writer = Depends(require("write"))
@@ -96,65 +105,65 @@ def request_view(row: HttpInputRequestRow) -> dict[str, Any]:
     }
 
 
-@router.post("/inputs", status_code=201)
+@router.post("/inputs", status_code=201, response_model=HttpInputOut)
 async def create_input(
     body: InputSpec, request: Request, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
     return input_view(await svc.create(caller, body), request)
 
 
-@router.get("/inputs")
+@router.get("/inputs", response_model=HttpInputList)
 async def list_inputs(request: Request, svc: InputService = Depends(inputs), caller: Principal = Reader) -> Any:
     return {"items": [input_view(v, request) for v in await svc.list(caller)]}
 
 
-@router.get("/inputs/{input_id}")
+@router.get("/inputs/{input_id}", response_model=HttpInputOut)
 async def get_input(
     input_id: str, request: Request, svc: InputService = Depends(inputs), caller: Principal = Reader
 ) -> Any:
     return input_view(await svc.get(caller, input_id), request)
 
 
-@router.patch("/inputs/{input_id}")
+@router.patch("/inputs/{input_id}", response_model=HttpInputOut)
 async def update_input(
     input_id: str, body: InputPatch, request: Request, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
     return input_view(await svc.update(caller, input_id, body), request)
 
 
-@router.post("/inputs/{input_id}/start")
+@router.post("/inputs/{input_id}/start", response_model=HttpInputOut)
 async def start_input(
     input_id: str, request: Request, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
     return input_view(await svc.start(caller, input_id), request)
 
 
-@router.post("/inputs/{input_id}/stop")
+@router.post("/inputs/{input_id}/stop", response_model=HttpInputOut)
 async def stop_input(
     input_id: str, request: Request, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
     return input_view(await svc.stop(caller, input_id), request)
 
 
-@router.delete("/inputs/{input_id}")
+@router.delete("/inputs/{input_id}", response_model=InputDeleted)
 async def delete_input(input_id: str, svc: InputService = Depends(inputs), caller: Principal = Writer) -> Any:
     await svc.delete(caller, input_id)
     return {"id": input_id, "deleted": True}
 
 
-@router.post("/inputs/{input_id}/trigger")
+@router.post("/inputs/{input_id}/trigger", response_model=TriggerResult)
 async def trigger_input(
     input_id: str, body: TriggerRequest, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
     return result_view(await svc.trigger(caller, input_id, body.payload, body.headers, body.path))
 
 
-@router.get("/inputs/{input_id}/metrics")
+@router.get("/inputs/{input_id}/metrics", response_model=InputMetrics)
 async def input_metrics(input_id: str, svc: InputService = Depends(inputs), caller: Principal = Reader) -> Any:
     return await svc.metrics(caller, input_id)
 
 
-@router.get("/inputs/{input_id}/requests")
+@router.get("/inputs/{input_id}/requests", response_model=InputRequestPage)
 async def input_requests(
     input_id: str,
     limit: int = Query(50, ge=1, le=500),

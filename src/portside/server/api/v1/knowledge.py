@@ -15,15 +15,24 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.knowledge.records import Context, Item, NewItem, Passage
+from portside.server.knowledge.schemas import (
+    KnowledgeBatch,
+    KnowledgeContext,
+    KnowledgeDeleted,
+    KnowledgeItem,
+    KnowledgeItemList,
+    KnowledgeSearchResult,
+)
 from portside.server.knowledge.service import KnowledgeService
 from portside.server.ratelimit import rate_limited
 
 log = logging.getLogger("portside.knowledge")
-router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
+router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"], route_class=WireRoute)
 Reader = Depends(rate_limited("read"))
 Writer = Depends(rate_limited("write"))
 
@@ -119,21 +128,21 @@ def context_view(c: Context) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=KnowledgeItem)
 async def add_item(body: AddItem, s: KnowledgeService = Depends(svc), caller: Principal = Writer) -> Any:
     """Add an item (chunked and embedded now); replaces the caller's item with the same id."""
     item = await s.add(caller.owner, body.to_new())
     return {**item_view(item), "replaced": item.replaced}
 
 
-@router.post("/batch", status_code=201)
+@router.post("/batch", status_code=201, response_model=KnowledgeBatch)
 async def add_batch(body: AddBatch, s: KnowledgeService = Depends(svc), caller: Principal = Writer) -> Any:
     """Add several items in one transaction."""
     items = await s.add_many(caller.owner, [i.to_new() for i in body.items])
     return {"items": [{**item_view(i), "replaced": i.replaced} for i in items]}
 
 
-@router.get("")
+@router.get("", response_model=KnowledgeItemList)
 async def list_items(
     agent_id: str | None = None,
     limit: int = Query(50, ge=1, le=500),
@@ -145,7 +154,7 @@ async def list_items(
     return {"items": [item_view(i) for i in items], "next_cursor": next_cursor}
 
 
-@router.post("/search")
+@router.post("/search", response_model=KnowledgeSearchResult)
 async def search(body: SearchBody, s: KnowledgeService = Depends(svc), caller: Principal = Reader) -> Any:
     """Passages most similar to the query, best first, with cosine scores."""
     hits = await s.search(
@@ -162,7 +171,7 @@ async def search(body: SearchBody, s: KnowledgeService = Depends(svc), caller: P
     return {"query": body.query, "results": [passage_view(h) for h in hits], "total": len(hits), "index": s.index_name}
 
 
-@router.post("/context")
+@router.post("/context", response_model=KnowledgeContext)
 async def context(body: ContextBody, s: KnowledgeService = Depends(svc), caller: Principal = Reader) -> Any:
     """RAG: the most relevant passages within a token budget, with their sources."""
     result = await s.context(
@@ -179,12 +188,12 @@ async def context(body: ContextBody, s: KnowledgeService = Depends(svc), caller:
     return context_view(result)
 
 
-@router.get("/{item_id:path}")
+@router.get("/{item_id:path}", response_model=KnowledgeItem)
 async def get_item(item_id: str, s: KnowledgeService = Depends(svc), caller: Principal = Reader) -> Any:
     return item_view(await s.get(caller.owner, item_id))
 
 
-@router.delete("/{item_id:path}")
+@router.delete("/{item_id:path}", response_model=KnowledgeDeleted)
 async def delete_item(item_id: str, s: KnowledgeService = Depends(svc), caller: Principal = Writer) -> Any:
     item = await s.delete(caller.owner, item_id)
     return {"id": item.id, "deleted": True}

@@ -12,16 +12,28 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from portside.server.api.params import MAX_OFFSET
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
 from portside.server.logs import request_id_var
 from portside.server.mcp_hub.models import McpToolCallRow
+from portside.server.mcp_hub.schemas import (
+    McpCallPage,
+    McpCallResult,
+    McpResourceContents,
+    McpResourceList,
+    McpServerDeleted,
+    McpServerList,
+    McpServerOut,
+    McpStderr,
+    McpToolList,
+)
 from portside.server.mcp_hub.service import CallOutcome, McpHubService, ResourceInfo, ServerView, ToolInfo
 from portside.server.mcp_hub.spec import ServerPatch, ServerSpec, ToolCall
 
-router = APIRouter(prefix="/v1", tags=["mcp hub"])
+router = APIRouter(prefix="/v1", tags=["mcp hub"], route_class=WireRoute)
 Reader = Depends(require("read"))
 Writer = Depends(require("write"))
 Admin = Depends(require("admin"))
@@ -131,63 +143,63 @@ class ResourceRead(BaseModel):
     uri: str = Field(min_length=1, max_length=4000)
 
 
-@router.post("/mcp-servers", status_code=201)
+@router.post("/mcp-servers", status_code=201, response_model=McpServerOut)
 async def create_server(body: ServerSpec, h: McpHubService = Depends(hub), caller: Principal = Admin) -> Any:
     return server_view(await h.create(caller, body))
 
 
-@router.get("/mcp-servers")
+@router.get("/mcp-servers", response_model=McpServerList)
 async def list_servers(h: McpHubService = Depends(hub), _: Principal = Reader) -> Any:
     return {"items": [server_view(v) for v in await h.list()]}
 
 
-@router.get("/mcp-servers/{name}")
+@router.get("/mcp-servers/{name}", response_model=McpServerOut)
 async def get_server(name: str, h: McpHubService = Depends(hub), _: Principal = Reader) -> Any:
     return server_view(await h.get(name))
 
 
-@router.patch("/mcp-servers/{name}")
+@router.patch("/mcp-servers/{name}", response_model=McpServerOut)
 async def update_server(
     name: str, body: ServerPatch, h: McpHubService = Depends(hub), caller: Principal = Admin
 ) -> Any:
     return server_view(await h.update(caller, name, body))
 
 
-@router.delete("/mcp-servers/{name}")
+@router.delete("/mcp-servers/{name}", response_model=McpServerDeleted)
 async def delete_server(name: str, h: McpHubService = Depends(hub), caller: Principal = Admin) -> Any:
     await h.delete(caller, name)
     return {"name": name, "deleted": True}
 
 
-@router.get("/mcp-servers/{name}/stderr")
+@router.get("/mcp-servers/{name}/stderr", response_model=McpStderr)
 async def server_stderr(name: str, h: McpHubService = Depends(hub), _: Principal = Admin) -> Any:
     """The tail of a stdio server's stderr in this process (the last 2000 characters)."""
     return {"name": name, "stderr": await h.stderr_tail(name)}
 
 
-@router.post("/mcp-servers/{name}/connect")
+@router.post("/mcp-servers/{name}/connect", response_model=McpServerOut)
 async def connect_server(name: str, h: McpHubService = Depends(hub), caller: Principal = Writer) -> Any:
     return server_view(await h.connect(caller, name))
 
 
-@router.post("/mcp-servers/{name}/disconnect")
+@router.post("/mcp-servers/{name}/disconnect", response_model=McpServerOut)
 async def disconnect_server(name: str, h: McpHubService = Depends(hub), caller: Principal = Writer) -> Any:
     return server_view(await h.disconnect(caller, name))
 
 
-@router.get("/mcp-servers/{name}/tools")
+@router.get("/mcp-servers/{name}/tools", response_model=McpToolList)
 async def server_tools(name: str, refresh: bool = False, h: McpHubService = Depends(hub), _: Principal = Reader) -> Any:
     return {"items": [tool_view(t) for t in await h.tools(name, refresh=refresh)]}
 
 
-@router.get("/mcp-servers/{name}/resources")
+@router.get("/mcp-servers/{name}/resources", response_model=McpResourceList)
 async def server_resources(
     name: str, refresh: bool = False, h: McpHubService = Depends(hub), _: Principal = Reader
 ) -> Any:
     return {"items": [resource_view(r) for r in await h.resources(name, refresh=refresh)]}
 
 
-@router.post("/mcp-servers/{name}/resources/read")
+@router.post("/mcp-servers/{name}/resources/read", response_model=McpResourceContents)
 async def read_resource(
     name: str, body: ResourceRead, h: McpHubService = Depends(hub), caller: Principal = Writer
 ) -> Any:
@@ -199,7 +211,7 @@ async def read_resource(
     }
 
 
-@router.post("/mcp-servers/{name}/tools/{tool}/call")
+@router.post("/mcp-servers/{name}/tools/{tool}/call", response_model=McpCallResult)
 async def call_tool(
     name: str, tool: str, body: ToolCall, h: McpHubService = Depends(hub), caller: Principal = Writer
 ) -> Any:
@@ -209,7 +221,7 @@ async def call_tool(
     return call_view(outcome)
 
 
-@router.post("/mcp-servers/{name}/call")
+@router.post("/mcp-servers/{name}/call", response_model=McpCallResult)
 async def call_named_tool(
     name: str, body: NamedToolCall, h: McpHubService = Depends(hub), caller: Principal = Writer
 ) -> Any:
@@ -219,7 +231,7 @@ async def call_named_tool(
     return call_view(outcome)
 
 
-@router.get("/mcp-servers/{name}/calls")
+@router.get("/mcp-servers/{name}/calls", response_model=McpCallPage)
 async def server_calls(
     name: str,
     limit: int = Query(50, ge=1, le=500),
@@ -232,21 +244,21 @@ async def server_calls(
     return {"items": [audit_view(r) for r in rows], "total": total}
 
 
-@router.get("/mcp-tools")
+@router.get("/mcp-tools", response_model=McpToolList)
 async def all_tools(
     server: str | None = None, refresh: bool = False, h: McpHubService = Depends(hub), _: Principal = Reader
 ) -> Any:
     return {"items": [tool_view(t) for t in await h.tools(server, refresh=refresh)]}
 
 
-@router.get("/mcp-resources")
+@router.get("/mcp-resources", response_model=McpResourceList)
 async def all_resources(
     server: str | None = None, refresh: bool = False, h: McpHubService = Depends(hub), _: Principal = Reader
 ) -> Any:
     return {"items": [resource_view(r) for r in await h.resources(server, refresh=refresh)]}
 
 
-@router.get("/mcp-calls")
+@router.get("/mcp-calls", response_model=McpCallPage)
 async def all_calls(
     server: str | None = None,
     limit: int = Query(50, ge=1, le=500),

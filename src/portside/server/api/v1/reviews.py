@@ -13,17 +13,28 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from portside.server.api.params import MAX_PAGE
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
 from portside.server.errors import NotFound
 from portside.server.reviews import views
+from portside.server.reviews.schemas import (
+    AnalysisOut,
+    ReviewPageOut,
+    ReviewSessionOut,
+    RevocationDocument,
+    SchemaPinDocument,
+    SignedTool,
+    SigningKeyList,
+    SigningKeyOut,
+)
 from portside.server.reviews.service import ReviewService
 from portside.server.reviews.signing import REVOCATION_REASONS, KeyStore
 from portside.server.secrets.service import cipher_of
 
-router = APIRouter(prefix="/v1", tags=["reviews"])
-well_known = APIRouter(tags=["reviews"])
+router = APIRouter(prefix="/v1", tags=["reviews"], route_class=WireRoute)
+well_known = APIRouter(tags=["reviews"], route_class=WireRoute)
 Reader = Depends(require("read"))
 Writer = Depends(require("write"))
 Reviewer = Depends(require("review"))
@@ -65,14 +76,14 @@ class Revoke(BaseModel):
 # ---------------------------------------------------------------- sessions
 
 
-@router.post("/reviews", status_code=201)
+@router.post("/reviews", status_code=201, response_model=ReviewSessionOut)
 async def submit_review(body: SubmitReview, s: ReviewService = Depends(svc), caller: Principal = Writer) -> Any:
     """Submit a tool (and optionally its source); the automated analysis starts at once."""
     row = await s.submit(caller, body.tool, source=body.source, submitted_by=body.submitted_by, priority=body.priority)
     return views.session(row)
 
 
-@router.get("/reviews")
+@router.get("/reviews", response_model=ReviewPageOut)
 async def list_reviews(
     status: str | None = None,
     author: str | None = None,
@@ -91,12 +102,12 @@ async def list_reviews(
     }
 
 
-@router.get("/reviews/{review_id}")
+@router.get("/reviews/{review_id}", response_model=ReviewSessionOut)
 async def get_review(review_id: str, s: ReviewService = Depends(svc), caller: Principal = Reader) -> Any:
     return views.session(await s.get(caller, review_id))
 
 
-@router.get("/reviews/{review_id}/wait")
+@router.get("/reviews/{review_id}/wait", response_model=ReviewSessionOut)
 async def wait_review(
     review_id: str,
     until: Literal["analysis", "decision"] = "analysis",
@@ -108,7 +119,7 @@ async def wait_review(
     return views.session(await s.wait(caller, review_id, until=until, timeout=timeout))
 
 
-@router.get("/reviews/{review_id}/analysis")
+@router.get("/reviews/{review_id}/analysis", response_model=AnalysisOut)
 async def review_analysis(review_id: str, s: ReviewService = Depends(svc), caller: Principal = Reader) -> Any:
     row = await s.get(caller, review_id)
     if row.analysis_id is None:
@@ -116,19 +127,19 @@ async def review_analysis(review_id: str, s: ReviewService = Depends(svc), calle
     return views.analysis(await s.analysis(caller, row.analysis_id))
 
 
-@router.get("/analyses/{analysis_id}")
+@router.get("/analyses/{analysis_id}", response_model=AnalysisOut)
 async def get_analysis(analysis_id: str, s: ReviewService = Depends(svc), caller: Principal = Reader) -> Any:
     return views.analysis(await s.analysis(caller, analysis_id))
 
 
-@router.post("/reviews/{review_id}/claim")
+@router.post("/reviews/{review_id}/claim", response_model=ReviewSessionOut)
 async def claim_review(
     review_id: str, body: Claim | None = None, s: ReviewService = Depends(svc), caller: Principal = Reviewer
 ) -> Any:
     return views.session(await s.claim(caller, review_id, (body or Claim()).reviewer_id))
 
 
-@router.post("/reviews/{review_id}/decision")
+@router.post("/reviews/{review_id}/decision", response_model=ReviewSessionOut)
 async def decide_review(
     review_id: str, body: Decision, s: ReviewService = Depends(svc), caller: Principal = Reviewer
 ) -> Any:
@@ -142,7 +153,7 @@ async def decide_review(
     return views.session(row)
 
 
-@router.post("/reviews/{review_id}/sign")
+@router.post("/reviews/{review_id}/sign", response_model=SignedTool)
 async def sign_review(
     review_id: str, body: SignRequest | None = None, s: ReviewService = Depends(svc), caller: Principal = Reviewer
 ) -> Any:
@@ -150,7 +161,7 @@ async def sign_review(
     return views.signed_tool(await s.sign(caller, review_id, (body or SignRequest()).signing_key_id))
 
 
-@router.get("/reviews/{review_id}/signed")
+@router.get("/reviews/{review_id}/signed", response_model=SignedTool)
 async def signed_tool(review_id: str, s: ReviewService = Depends(svc), caller: Principal = Reader) -> Any:
     return views.signed_tool(await s.signed(caller, review_id))
 
@@ -158,7 +169,7 @@ async def signed_tool(review_id: str, s: ReviewService = Depends(svc), caller: P
 # ---------------------------------------------------------------- signing keys
 
 
-@router.get("/signing-keys")
+@router.get("/signing-keys", response_model=SigningKeyList)
 async def list_signing_keys(s: ReviewService = Depends(svc), _: Principal = Reader) -> dict[str, Any]:
     keys = await asyncio.to_thread(s.keystore.keys)
     if not keys:
@@ -166,13 +177,13 @@ async def list_signing_keys(s: ReviewService = Depends(svc), _: Principal = Read
     return {"items": [k.to_dict() for k in keys], "total": len(keys)}
 
 
-@router.post("/signing-keys/rotate", status_code=201)
+@router.post("/signing-keys/rotate", status_code=201, response_model=SigningKeyOut)
 async def rotate_signing_key(s: ReviewService = Depends(svc), _: Principal = Admin) -> dict[str, Any]:
     """Make a new active key; the old one is retired (its signatures still verify)."""
     return (await asyncio.to_thread(s.keystore.rotate)).to_dict()
 
 
-@router.post("/signing-keys/{fingerprint}/revoke")
+@router.post("/signing-keys/{fingerprint}/revoke", response_model=SigningKeyOut)
 async def revoke_signing_key(
     fingerprint: str, body: Revoke | None = None, s: ReviewService = Depends(svc), _: Principal = Admin
 ) -> dict[str, Any]:
@@ -185,14 +196,16 @@ async def revoke_signing_key(
 # ---------------------------------------------------------------- well-known (public)
 
 
-@well_known.get("/.well-known/schemapin.json")
+@well_known.get("/.well-known/schemapin.json", response_model=SchemaPinDocument)
 async def schemapin_well_known(request: Request, s: ReviewService = Depends(svc)) -> dict[str, Any]:
     """SchemaPin discovery document: the active public key and revoked fingerprints."""
     endpoint = str(request.url_for("schemapin_revocations"))
     return await asyncio.to_thread(lambda: s.keystore.well_known(revocation_endpoint=endpoint))
 
 
-@well_known.get("/.well-known/schemapin-revocations.json", name="schemapin_revocations")
+@well_known.get(
+    "/.well-known/schemapin-revocations.json", name="schemapin_revocations", response_model=RevocationDocument
+)
 async def schemapin_revocations(request: Request, s: ReviewService = Depends(svc)) -> dict[str, Any]:
     """SchemaPin revocation document (``schemapin.revocation.RevocationDocument``)."""
     domain = request.url.hostname or "localhost"

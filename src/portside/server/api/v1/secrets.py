@@ -11,14 +11,23 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
+from portside.server.secrets.schemas import (
+    SecretAuditPage,
+    SecretBackendOut,
+    SecretDeleted,
+    SecretInfoOut,
+    SecretListOut,
+    SecretOut,
+)
 from portside.server.secrets.service import SecretService, cipher_of
 from portside.server.secrets.tables import SecretAuditRow, SecretMetaRow
 
-router = APIRouter(prefix="/v1", tags=["secrets"])
+router = APIRouter(prefix="/v1", tags=["secrets"], route_class=WireRoute)
 Reader = Depends(require("read"))
 Writer = Depends(require("write"))
 Admin = Depends(require("admin"))
@@ -91,13 +100,13 @@ def audit_view(row: SecretAuditRow) -> dict[str, Any]:
     }
 
 
-@router.post("/secrets", status_code=201)
+@router.post("/secrets", status_code=201, response_model=SecretInfoOut)
 async def store_secret(body: StoreSecret, s: SecretService = Depends(svc), caller: Principal = Writer) -> Any:
     meta = await s.store(caller, body.agent_id, body.name, body.value, description=body.description)
     return meta_view(body.agent_id, body.name, meta)
 
 
-@router.put("/secrets/{agent_id}/{name}")
+@router.put("/secrets/{agent_id}/{name}", response_model=SecretInfoOut)
 async def put_secret(
     agent_id: str, name: str, body: PutSecret, s: SecretService = Depends(svc), caller: Principal = Writer
 ) -> Any:
@@ -105,7 +114,7 @@ async def put_secret(
     return meta_view(agent_id, name, meta)
 
 
-@router.get("/secrets/{agent_id}")
+@router.get("/secrets/{agent_id}", response_model=SecretListOut)
 async def list_secrets(agent_id: str, s: SecretService = Depends(svc), caller: Principal = Reader) -> Any:
     """Names (and metadata) of an agent's secrets; never values."""
     names = await s.list(caller, agent_id)
@@ -113,31 +122,31 @@ async def list_secrets(agent_id: str, s: SecretService = Depends(svc), caller: P
     return {"agent_id": agent_id, "secrets": names, "items": [meta_view(agent_id, n, metas.get(n)) for n in names]}
 
 
-@router.get("/secrets/{agent_id}/{name}")
+@router.get("/secrets/{agent_id}/{name}", response_model=SecretOut)
 async def get_secret(agent_id: str, name: str, s: SecretService = Depends(svc), caller: Principal = Reader) -> Any:
     """The value of one secret (audited)."""
     value, meta = await s.get(caller, agent_id, name)
     return {**meta_view(agent_id, name, meta), "value": value.reveal()}
 
 
-@router.delete("/secrets/{agent_id}/{name}")
+@router.delete("/secrets/{agent_id}/{name}", response_model=SecretDeleted)
 async def delete_secret(agent_id: str, name: str, s: SecretService = Depends(svc), caller: Principal = Writer) -> Any:
     await s.delete(caller, agent_id, name)
     return {"agent_id": agent_id, "secret_name": name, "deleted": True}
 
 
-@router.get("/secret-backend")
+@router.get("/secret-backend", response_model=SecretBackendOut)
 async def get_backend(s: SecretService = Depends(svc), _: Principal = Reader) -> Any:
     return s.describe()
 
 
-@router.put("/secret-backend")
+@router.put("/secret-backend", response_model=SecretBackendOut)
 async def configure_backend(body: BackendConfig, s: SecretService = Depends(svc), caller: Principal = Admin) -> Any:
     """Switch the secret backend (admin). Existing secrets stay in the old backend."""
     return await s.configure(caller, body.model_dump())
 
 
-@router.get("/audit/secrets")
+@router.get("/audit/secrets", response_model=SecretAuditPage)
 async def secret_audit(
     agent_id: str | None = None,
     action: str | None = None,

@@ -14,14 +14,21 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.errors import InvalidInput
+from portside.server.inputs.schemas import (
+    InputMetrics,
+    SymbiontInputDeleted,
+    SymbiontInputServer,
+    SymbiontTriggerResult,
+)
 from portside.server.inputs.service import InputService, InputView
 from portside.server.inputs.spec import InputPatch, InputSpec
 from portside.server.ratelimit import rate_limited
 
-router = APIRouter(tags=["symbiont"])
+router = APIRouter(tags=["symbiont"], route_class=WireRoute)
 Reader = Depends(rate_limited("read"))
 Writer = Depends(rate_limited("write"))
 MASK = "********"
@@ -110,7 +117,7 @@ def _invalid(exc: ValidationError) -> InvalidInput:
     return InvalidInput(f"invalid config: {where}: {first.get('msg')}", code="invalid_input_config")
 
 
-@router.post("/http-input/servers")
+@router.post("/http-input/servers", response_model=SymbiontInputServer)
 async def create_http_input_server(
     body: CreateRequest, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
@@ -123,19 +130,19 @@ async def create_http_input_server(
     return server_info(await svc.create(caller, spec))
 
 
-@router.get("/http-input/servers")
+@router.get("/http-input/servers", response_model=list[SymbiontInputServer])
 async def list_http_input_servers(
     svc: InputService = Depends(inputs), caller: Principal = Reader
 ) -> list[dict[str, Any]]:
     return [server_info(v) for v in await svc.list(caller)]
 
 
-@router.get("/http-input/servers/{server_id}")
+@router.get("/http-input/servers/{server_id}", response_model=SymbiontInputServer)
 async def get_http_input_server(server_id: str, svc: InputService = Depends(inputs), caller: Principal = Reader) -> Any:
     return server_info(await svc.get(caller, server_id))
 
 
-@router.put("/http-input/servers/{server_id}")
+@router.put("/http-input/servers/{server_id}", response_model=SymbiontInputServer)
 async def update_http_input_server(
     server_id: str, body: UpdateRequest, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
@@ -152,21 +159,21 @@ async def update_http_input_server(
     return server_info(await svc.update(caller, server_id, patch))
 
 
-@router.post("/http-input/servers/{server_id}/start")
+@router.post("/http-input/servers/{server_id}/start", response_model=SymbiontInputServer)
 async def start_http_input_server(
     server_id: str, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
     return server_info(await svc.start(caller, server_id))
 
 
-@router.post("/http-input/servers/{server_id}/stop")
+@router.post("/http-input/servers/{server_id}/stop", response_model=SymbiontInputServer)
 async def stop_http_input_server(
     server_id: str, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
     return server_info(await svc.stop(caller, server_id))
 
 
-@router.delete("/http-input/servers/{server_id}")
+@router.delete("/http-input/servers/{server_id}", response_model=SymbiontInputDeleted)
 async def delete_http_input_server(
     server_id: str, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
@@ -174,7 +181,7 @@ async def delete_http_input_server(
     return {"server_id": server_id, "deleted": True}
 
 
-@router.post("/http-input/servers/{server_id}/trigger")
+@router.post("/http-input/servers/{server_id}/trigger", response_model=SymbiontTriggerResult)
 async def trigger_webhook(
     server_id: str, body: TriggerBody, svc: InputService = Depends(inputs), caller: Principal = Writer
 ) -> Any:
@@ -189,7 +196,7 @@ async def trigger_webhook(
     }
 
 
-@router.get("/http-input/servers/{server_id}/metrics")
+@router.get("/http-input/servers/{server_id}/metrics", response_model=InputMetrics)
 async def get_http_input_metrics(
     server_id: str, svc: InputService = Depends(inputs), caller: Principal = Reader
 ) -> Any:

@@ -16,14 +16,21 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.knowledge.records import SYMBIONT_SOURCE_TYPES, NewItem, Passage
+from portside.server.knowledge.schemas import (
+    KnowledgeDeleted,
+    SymbiontContextResponse,
+    SymbiontKnowledgeAdded,
+    SymbiontVectorSearchResponse,
+)
 from portside.server.knowledge.service import KnowledgeService
 from portside.server.ratelimit import rate_limited
 
-router = APIRouter(tags=["symbiont"])
+router = APIRouter(tags=["symbiont"], route_class=WireRoute)
 Reader = Depends(rate_limited("read"))
 Writer = Depends(rate_limited("write"))
 
@@ -86,7 +93,7 @@ def _symbiont_item(p: Passage) -> dict[str, Any]:
     }
 
 
-@router.post("/knowledge")
+@router.post("/knowledge", response_model=SymbiontKnowledgeAdded)
 async def add_knowledge_item(
     body: KnowledgeItem, s: KnowledgeService = Depends(svc), caller: Principal = Writer
 ) -> Any:
@@ -112,7 +119,7 @@ async def add_knowledge_item(
     }
 
 
-@router.post("/knowledge/search")
+@router.post("/knowledge/search", response_model=SymbiontVectorSearchResponse)
 async def search_knowledge(
     body: VectorSearchRequest, s: KnowledgeService = Depends(svc), caller: Principal = Reader
 ) -> Any:
@@ -128,13 +135,13 @@ async def search_knowledge(
     return {"results": results, "query": body.query, "total_results": len(results)}
 
 
-@router.delete("/knowledge/{item_id:path}")
+@router.delete("/knowledge/{item_id:path}", response_model=KnowledgeDeleted)
 async def delete_knowledge_item(item_id: str, s: KnowledgeService = Depends(svc), caller: Principal = Writer) -> Any:
     await s.delete(caller.owner, item_id)
     return {"id": item_id, "deleted": True}
 
 
-@router.post("/rag/context")
+@router.post("/rag/context", response_model=SymbiontContextResponse)
 async def get_context(body: ContextQuery, s: KnowledgeService = Depends(svc), caller: Principal = Reader) -> Any:
     types = None if body.include_conversation_history else [t for t in SYMBIONT_SOURCE_TYPES if t != "conversation"]
     result = await s.context(

@@ -12,15 +12,17 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.errors import InvalidInput
+from portside.server.mcp_hub.schemas import SymbiontMcpConnection, SymbiontMcpResource, SymbiontMcpTool
 from portside.server.mcp_hub.service import McpHubService, ResourceInfo, ServerView, ToolInfo
 from portside.server.mcp_hub.spec import ServerSpec
 from portside.server.ratelimit import rate_limited
 
-router = APIRouter(tags=["symbiont"])
+router = APIRouter(tags=["symbiont"], route_class=WireRoute)
 Reader = Depends(rate_limited("read"))
 Writer = Depends(rate_limited("write"))
 Admin = Depends(rate_limited("admin"))
@@ -79,7 +81,7 @@ def resource_info(r: ResourceInfo) -> dict[str, Any]:
     }
 
 
-@router.post("/mcp/servers")
+@router.post("/mcp/servers", response_model=SymbiontMcpConnection)
 async def add_mcp_server(body: McpServerConfig, h: McpHubService = Depends(hub), caller: Principal = Admin) -> Any:
     try:
         spec = ServerSpec(
@@ -97,34 +99,34 @@ async def add_mcp_server(body: McpServerConfig, h: McpHubService = Depends(hub),
     return connection_info(await h.create(caller, spec))
 
 
-@router.get("/mcp/servers")
+@router.get("/mcp/servers", response_model=list[SymbiontMcpConnection])
 async def list_mcp_servers(h: McpHubService = Depends(hub), _: Principal = Reader) -> list[dict[str, Any]]:
     return [connection_info(v) for v in await h.list()]
 
 
-@router.get("/mcp/servers/{server_name}")
+@router.get("/mcp/servers/{server_name}", response_model=SymbiontMcpConnection)
 async def get_mcp_server(server_name: str, h: McpHubService = Depends(hub), _: Principal = Reader) -> Any:
     return connection_info(await h.get(server_name))
 
 
-@router.post("/mcp/servers/{server_name}/connect")
+@router.post("/mcp/servers/{server_name}/connect", response_model=SymbiontMcpConnection)
 async def connect_mcp_server(server_name: str, h: McpHubService = Depends(hub), caller: Principal = Writer) -> Any:
     return connection_info(await h.connect(caller, server_name))
 
 
-@router.post("/mcp/servers/{server_name}/disconnect")
+@router.post("/mcp/servers/{server_name}/disconnect", response_model=SymbiontMcpConnection)
 async def disconnect_mcp_server(server_name: str, h: McpHubService = Depends(hub), caller: Principal = Writer) -> Any:
     return connection_info(await h.disconnect(caller, server_name))
 
 
-@router.get("/mcp/tools")
+@router.get("/mcp/tools", response_model=list[SymbiontMcpTool])
 async def list_mcp_tools(
     server: str | None = None, h: McpHubService = Depends(hub), _: Principal = Reader
 ) -> list[dict[str, Any]]:
     return [tool_info(t) for t in await h.tools(server or None)]
 
 
-@router.get("/mcp/resources")
+@router.get("/mcp/resources", response_model=list[SymbiontMcpResource])
 async def list_mcp_resources(
     server: str | None = None, h: McpHubService = Depends(hub), _: Principal = Reader
 ) -> list[dict[str, Any]]:

@@ -8,13 +8,22 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from portside.server.api.params import MAX_PAGE
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.ratelimit import rate_limited
 from portside.server.reviews import views
+from portside.server.reviews.schemas import (
+    AnalysisOut,
+    ReviewSessionList,
+    ReviewSessionOut,
+    ReviewSubmitted,
+    SignedTool,
+    SigningOut,
+)
 from portside.server.reviews.service import ReviewService
 
-router = APIRouter(tags=["symbiont"])
+router = APIRouter(tags=["symbiont"], route_class=WireRoute)
 Reader = Depends(rate_limited("read"))
 Writer = Depends(rate_limited("write"))
 Reviewer = Depends(rate_limited("review"))
@@ -49,7 +58,7 @@ class SigningRequest(BaseModel):
     signing_key_id: str | None = Field(default=None, max_length=200)
 
 
-@router.post("/tool-review/sessions")
+@router.post("/tool-review/sessions", response_model=ReviewSubmitted)
 async def submit_tool_for_review(
     body: ReviewSessionCreate, s: ReviewService = Depends(svc), caller: Principal = Writer
 ) -> Any:
@@ -57,7 +66,7 @@ async def submit_tool_for_review(
     return views.submitted(row)
 
 
-@router.get("/tool-review/sessions")
+@router.get("/tool-review/sessions", response_model=ReviewSessionList)
 async def list_review_sessions(
     page: int = Query(1, ge=1, le=MAX_PAGE),
     limit: int = Query(20, ge=1, le=200),
@@ -73,12 +82,12 @@ async def list_review_sessions(
     }
 
 
-@router.get("/tool-review/sessions/{review_id}")
+@router.get("/tool-review/sessions/{review_id}", response_model=ReviewSessionOut)
 async def get_review_session(review_id: str, s: ReviewService = Depends(svc), caller: Principal = Reader) -> Any:
     return views.session(await s.get(caller, review_id))
 
 
-@router.post("/tool-review/sessions/{review_id}/decisions")
+@router.post("/tool-review/sessions/{review_id}/decisions", response_model=ReviewSessionOut)
 async def submit_human_review_decision(
     review_id: str, body: HumanReviewDecision, s: ReviewService = Depends(svc), caller: Principal = Reviewer
 ) -> Any:
@@ -86,18 +95,18 @@ async def submit_human_review_decision(
     return views.session(row)
 
 
-@router.get("/tool-review/analysis/{analysis_id}")
+@router.get("/tool-review/analysis/{analysis_id}", response_model=AnalysisOut)
 async def get_analysis_results(analysis_id: str, s: ReviewService = Depends(svc), caller: Principal = Reader) -> Any:
     return views.analysis(await s.analysis(caller, analysis_id))
 
 
-@router.post("/tool-review/sign")
+@router.post("/tool-review/sign", response_model=SigningOut)
 async def sign_approved_tool(
     body: SigningRequest, s: ReviewService = Depends(svc), caller: Principal = Reviewer
 ) -> Any:
     return views.signing(await s.sign(caller, body.review_id, body.signing_key_id))
 
 
-@router.get("/tool-review/signed/{review_id}")
+@router.get("/tool-review/signed/{review_id}", response_model=SignedTool)
 async def get_signed_tool(review_id: str, s: ReviewService = Depends(svc), caller: Principal = Reader) -> Any:
     return views.signed_tool(await s.signed(caller, review_id))

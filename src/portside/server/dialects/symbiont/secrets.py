@@ -8,12 +8,20 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from portside.server.api.v1.secrets import BackendConfig, meta_view
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.ratelimit import rate_limited
+from portside.server.secrets.schemas import (
+    SecretBackendOut,
+    SecretDeleted,
+    SecretInfoOut,
+    SymbiontSecretList,
+    SymbiontSecretValue,
+)
 from portside.server.secrets.service import SecretService
 
-router = APIRouter(tags=["symbiont"])
+router = APIRouter(tags=["symbiont"], route_class=WireRoute)
 Reader = Depends(rate_limited("read"))
 Writer = Depends(rate_limited("write"))
 Admin = Depends(rate_limited("admin"))
@@ -34,25 +42,25 @@ class SecretRequest(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
 
 
-@router.post("/secrets/config")
+@router.post("/secrets/config", response_model=SecretBackendOut)
 async def configure_secret_backend(
     body: BackendConfig, s: SecretService = Depends(svc), caller: Principal = Admin
 ) -> Any:
     return await s.configure(caller, body.model_dump())
 
 
-@router.post("/secrets")
+@router.post("/secrets", response_model=SecretInfoOut)
 async def store_secret(body: SecretRequest, s: SecretService = Depends(svc), caller: Principal = Writer) -> Any:
     meta = await s.store(caller, body.agent_id, body.secret_name, body.secret_value, description=body.description)
     return meta_view(body.agent_id, body.secret_name, meta)
 
 
-@router.get("/secrets/{agent_id}")
+@router.get("/secrets/{agent_id}", response_model=SymbiontSecretList)
 async def list_secrets(agent_id: str, s: SecretService = Depends(svc), caller: Principal = Reader) -> Any:
     return {"agent_id": agent_id, "secrets": await s.list(caller, agent_id)}
 
 
-@router.get("/secrets/{agent_id}/{secret_name}")
+@router.get("/secrets/{agent_id}/{secret_name}", response_model=SymbiontSecretValue)
 async def get_secret(
     agent_id: str, secret_name: str, s: SecretService = Depends(svc), caller: Principal = Reader
 ) -> Any:
@@ -60,7 +68,7 @@ async def get_secret(
     return {"agent_id": agent_id, "secret_name": secret_name, "value": value.reveal()}
 
 
-@router.delete("/secrets/{agent_id}/{secret_name}")
+@router.delete("/secrets/{agent_id}/{secret_name}", response_model=SecretDeleted)
 async def delete_secret(
     agent_id: str, secret_name: str, s: SecretService = Depends(svc), caller: Principal = Writer
 ) -> Any:

@@ -11,18 +11,24 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from portside import __version__
+from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat, utcnow
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import optional_principal
 from portside.server.metrics.collector import STARTED, MetricsCollector, system_metrics
+from portside.server.metrics.schemas import SymbiontHealth, SystemMetrics
 from portside.server.ratelimit import rate_limited
 
-router = APIRouter(tags=["symbiont"])
+router = APIRouter(tags=["symbiont"], route_class=WireRoute)
 Reader = Depends(rate_limited("read"))
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=SymbiontHealth,
+    responses={503: {"model": SymbiontHealth, "description": "The database is unreachable."}},
+)
 async def health_check(
     ctx: AppContext = Depends(get_ctx), caller: Principal | None = Depends(optional_principal)
 ) -> JSONResponse:
@@ -44,7 +50,7 @@ async def health_check(
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_model=SystemMetrics)
 async def get_metrics(ctx: AppContext = Depends(get_ctx), _: Principal = Reader) -> Any:
     """``SystemMetrics``: host memory/CPU/disk, agents, secrets, MCP connections, knowledge items (+ counts)."""
     return system_metrics(await ctx.service("metrics", MetricsCollector).snapshot())
