@@ -269,7 +269,7 @@ async def delete_file(
 async def upload_file(
     sandbox_id: str,
     file: UploadFile = File(...),
-    path: str = Form(...),
+    path: str = Form(..., min_length=1),
     s: SandboxService = Depends(svc),
     caller: Principal = Writer,
 ) -> dict[str, Any]:

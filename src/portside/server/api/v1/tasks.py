@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from portside.server.api.v1.workers import requires, visible_owner, workers_service
 from portside.server.auth import Principal
 from portside.server.errors import Forbidden
+from portside.server.workers.capabilities import CAPABILITY_TYPE_RE
 from portside.server.workers.service import TaskSpec, WorkersService
 from portside.types.tasks import LeasePage, Task, TaskPage, TaskProgressPage
 
@@ -20,7 +21,11 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    capability: str = Field(max_length=200)
+    capability: str = Field(
+        max_length=200,
+        description="A namespaced capability type: {owner}/{package}[/{name}][.{variant}].",
+        json_schema_extra={"pattern": CAPABILITY_TYPE_RE.pattern},  # enforced by the service (its own code)
+    )
     input: Any = None
     on_behalf_of: str | None = Field(default=None, max_length=200)
     idempotency_key: str | None = Field(default=None, max_length=255)
