@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Command-line tools whose pins clash with the project's (openapi-python-client pins typer): own venv.
+TOOLS ?= .venv-tools
 
 .PHONY: run test lint fmt sync-sdk bench clean
 
@@ -9,7 +11,7 @@ run: $(VENV)/.server-installed
 	@bash scripts/system-deps.sh
 	$(BIN)/portside serve
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(TOOLS)/.installed
 	@bash scripts/system-deps.sh
 	$(BIN)/pytest
 
@@ -38,5 +40,10 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/pip
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(VENV)/.server-installed
 
+$(TOOLS)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q 'openapi-python-client>=0.21,<0.30'
+	@touch $@
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

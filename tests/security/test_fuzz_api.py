@@ -15,6 +15,7 @@ names an outbound target (a URL, an endpoint, a command) is replaced with a clos
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,21 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.generation import GenerationMode
 
 from tests.conftest import ADMIN_KEY, LiveServer, make_settings
 
 EXAMPLES = 3
+CHECKS_ALL: list[Any] = []
+
+#: schemathesis' ``positive_data_acceptance`` (a schema-valid request must not get a 4xx) still fails
+#: on about 60 operations whose server-side rules are not all in their request schema (a status filter
+#: without an enum, a name pattern only the service checks ...). Issue 21 leaves those to be tightened:
+#: they are reported (printed, and as a warning), not failed. Every other check fails the test.
+LOOSE_SCHEMA_CHECK = "Schema-valid request rejected"
+LOOSE: dict[str, list[str]] = {}
 TIMEOUT = 5.0  # streams (SSE) stay open; a request that outlives this is not a server error
 
 
@@ -72,6 +83,19 @@ def _has_inputs(raw: dict[str, Any]) -> bool:
     return "requestBody" in raw or any(p.get("in") == "query" for p in params if isinstance(p, dict))
 
 
+def all_checks() -> list[Any]:
+    """Every check schemathesis has (``--checks all``) but the timing one (a slow shared machine is no bug)."""
+    load_all_checks()
+    # ``not_a_server_error`` is this test's own 5xx rule (_server_error: a 503 with a stable code is fine).
+    skip = {"max_response_time", "not_a_server_error"}
+    return [c for c in CHECKS.get_all() if getattr(c, "__name__", "") not in skip]
+
+
+def _failure_lines(exc: BaseException) -> list[str]:
+    found = list(exc.exceptions) if isinstance(exc, FailureGroup) else [exc]
+    return [f"{getattr(f, 'title', type(f).__name__)}: {' '.join(str(f).split())[:300]}" for f in found]
+
+
 def _fuzz(op: Any, mode: GenerationMode, base_url: str, failures: dict[str, list[str]]) -> None:
     @settings(
         max_examples=EXAMPLES,
@@ -87,22 +111,45 @@ def _fuzz(op: Any, mode: GenerationMode, base_url: str, failures: dict[str, list
             case.body = _confine(case.body)
         if isinstance(case.query, dict):
             case.query = _confine(case.query)
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         try:
-            response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=TIMEOUT)
+            response = case.call(base_url=base_url, headers=headers, timeout=TIMEOUT)
         except requests.Timeout:
             return
         if _server_error(response.status_code, response.text):
             failures.setdefault(op.label, []).append(
                 f"{response.status_code} {case.as_curl_command()} -> {response.text[:300]}"
             )
+            return
+        try:
+            # ``headers`` marks the key as the caller's own credentials; the probes some checks send
+            # (without a key, with a wrong one) must not get it back through the transport arguments.
+            case.validate_response(
+                response,
+                checks=CHECKS_ALL,
+                headers=headers,
+                transport_kwargs={"base_url": base_url, "timeout": TIMEOUT},
+            )
+        except (Failure, FailureGroup) as exc:
+            for line in _failure_lines(exc):
+                if line.startswith(LOOSE_SCHEMA_CHECK):
+                    LOOSE.setdefault(op.label, []).append(line[:200])
+                    continue
+                failures.setdefault(op.label, []).append(
+                    f"{line} | {response.status_code} {case.as_curl_command(headers={})} -> {response.text[:200]}"
+                )
 
     run()
 
 
 @pytest.mark.timeout(900)
-def test_no_operation_answers_5xx(tmp_path: Path) -> None:
+def test_no_operation_answers_5xx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The auth checks probe every operation with no key and with wrong keys, all from one address:
+    # the failed-authentication lockout (429, tested in test_edge_rate_limits) would answer them instead.
+    monkeypatch.setenv("PORTSIDE_RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", "0")
     live = LiveServer(make_settings(tmp_path / "data")).start()
     failures: dict[str, list[str]] = {}
+    CHECKS_ALL[:] = all_checks()
     try:
         schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
@@ -118,4 +165,8 @@ def test_no_operation_answers_5xx(tmp_path: Path) -> None:
                     pass
     finally:
         live.stop()
+    if LOOSE:
+        report = f"{len(LOOSE)} operations reject some schema-valid requests: " + ", ".join(sorted(LOOSE))
+        print(report)
+        warnings.warn(report, stacklevel=1)
     assert not failures, json.dumps(failures, indent=1)

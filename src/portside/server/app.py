@@ -17,6 +17,7 @@ from portside.server.context import AppContext
 from portside.server.http.body import BodyLimitMiddleware, StrictJsonMiddleware
 from portside.server.http.errors import install_error_handlers
 from portside.server.http.middleware import IdempotencyMiddleware, RequestIdMiddleware
+from portside.server.http.openapi import install_docs, install_openapi, operation_id
 from portside.server.http.throttle import ThrottleMiddleware
 from portside.server.logs import configure_logging
 from portside.server.settings import Settings
@@ -59,8 +60,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = False
         version=__version__,
         description="Self-hosted runtime for AI agents.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
+        generate_unique_id_function=operation_id,
     )
     app.state.ctx = ctx
     app.state.admin_key = None
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = False
     install_error_handlers(app)
     for name in AREAS:
         importlib.import_module(name).install(app, ctx)
+    install_openapi(app, ctx)
+    install_docs(app)
     # Outermost last: request id (and the 500 of last resort) > body cap > rate limits > strict JSON >
     # idempotency > routes. Everything before idempotency runs before any authentication.
     app.add_middleware(IdempotencyMiddleware, db_getter=lambda: ctx.db)

@@ -8,17 +8,24 @@ from fastapi import Depends, Request
 
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
+from portside.server.errors import Unauthenticated
 
 _ANONYMOUS_ADMIN = Principal(key_id="anonymous", name="auth disabled", owner="admin", scopes=frozenset({"admin"}))
 
 
 def bearer_token(request: Request) -> str | None:
-    """The key from ``Authorization: Bearer``, or ``X-API-Key`` as a fallback."""
+    """The key from ``Authorization: Bearer``, or ``X-API-Key`` as a fallback.
+
+    A request presenting two different keys is refused (401): a bad key never rides along a good one.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    api_key = request.headers.get("x-api-key") or None
     if scheme.lower() == "bearer" and token.strip():
+        if api_key is not None and api_key != token.strip():
+            raise Unauthenticated("conflicting credentials: Authorization and X-API-Key carry different keys")
         return token.strip()
-    return request.headers.get("x-api-key") or None
+    return api_key
 
 
 async def current_principal(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:

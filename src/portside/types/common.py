@@ -31,4 +31,33 @@ class Health(Model):
     warnings: list[str] = []
 
 
+class Readiness(Model):
+    """``GET /v1/ready``: ``ready`` or ``not_ready`` (503); ``checks`` are shown to key holders only."""
+
+    status: str
+    checks: dict[str, Any] | None = None
+
+
+class StatusReply(Model):
+    """A bare acknowledgement (``{"status": "ok"}``, ``{"status": "stopped"}`` ...)."""
+
+    status: str
+
+
+class ErrorDetail(Model):
+    """What went wrong: a stable ``code``, a message for people, structured ``details``."""
+
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+    #: The request's id (also in the ``X-Request-ID`` header): quote it when reporting a problem.
+    request_id: str | None = None
+
+
+class ErrorBody(Model):
+    """The native error body: ``{"error": {"code", "message", "details", "request_id"}}``."""
+
+    error: ErrorDetail
+
+
 JSON = dict[str, Any]

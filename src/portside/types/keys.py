@@ -16,6 +16,15 @@ class ApiKey(Model):
     last_used_at: str | None = None
 
 
+class WhoAmI(Model):
+    """The calling key's identity and scopes (``GET /v1/keys/me``)."""
+
+    key_id: str
+    name: str
+    owner: str
+    scopes: list[str]
+
+
 class CreatedApiKey(ApiKey):
     """A new key: ``key`` is the secret, shown only in this response."""
 

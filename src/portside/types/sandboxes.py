@@ -49,6 +49,12 @@ class Profile(Model):
     containers: list[dict[str, Any]] | None = None
 
 
+class ProfileList(Model):
+    """``GET /v1/profiles``."""
+
+    items: list[Profile]
+
+
 class CargoInfo(Model):
     """A persistent volume mounted at ``/workspace``; ``managed`` ones belong to one sandbox."""
 
@@ -73,6 +79,29 @@ class FileInfo(Model):
     is_dir: bool
     size: int | None = None
     modified_at: datetime | None = None
+
+
+class DirectoryListing(Model):
+    """``GET .../filesystem/directories``: the entries of ``path``."""
+
+    path: str
+    entries: list[FileInfo]
+
+
+class FileContent(Model):
+    """``GET .../filesystem/files``: a text file's content (UTF-8, undecodable bytes replaced)."""
+
+    path: str
+    content: str
+    size: int
+
+
+class FileWritten(Model):
+    """A written or uploaded file: ``status`` is ``ok`` (as Bay answers)."""
+
+    status: str
+    path: str
+    size: int
 
 
 class PythonExecResult(Model):
@@ -116,6 +145,10 @@ class Execution(Model):
     description: str | None = None
     tags: str | None = None
     notes: str | None = None
+    learn_enabled: bool = False
+    learn_status: str | None = None
+    learn_error: str | None = None
+    learn_processed_at: datetime | None = None
     created_at: datetime
 
     @property

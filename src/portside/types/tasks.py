@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from portside.types.common import Model
+from pydantic import Field
+
+from portside.types.common import Model, Page
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -98,3 +100,56 @@ class CapabilityDefinition(Model):
     max_attempts: int | None = None
     lease_ttl_ms: int | None = None
     updated_at: str | None = None
+
+
+TaskPage = Page[Task]
+TaskProgressPage = Page[TaskProgress]
+LeasePage = Page[Lease]
+WorkerPage = Page[WorkerInfo]
+CapabilityPage = Page[CapabilityDefinition]
+
+
+class WorkerRegistration(Model):
+    """The reply to a worker's ``register``: its session and the timings it must keep."""
+
+    worker_id: str = Field(alias="workerId")
+    session_id: str = Field(alias="sessionId")
+    protocol_version: str = Field(alias="protocolVersion")
+    capabilities: list[dict[str, Any]] = []
+    accepted_at: str = Field(alias="acceptedAt")
+    lease_ttl_ms: int = Field(alias="leaseTtlMs")
+    heartbeat_interval_ms: int = Field(alias="heartbeatIntervalMs")
+
+
+class HeartbeatReply(Model):
+    """Leases the heartbeat renewed, leases that ended (stop working on them), the server's clock."""
+
+    renewed: list[str] = []
+    ended: list[str] = []
+    server_time: str = Field(alias="serverTime")
+
+
+class ResultError(Model):
+    """Why a reported result was not accepted."""
+
+    code: str
+    message: str
+    status: int
+    details: dict[str, Any] = {}
+
+
+class ResultOutcome(Model):
+    """What became of one reported ``ack``/``nack``."""
+
+    lease_id: str = Field(alias="leaseId")
+    accepted: bool
+    task_id: str | None = Field(default=None, alias="taskId")
+    status: str | None = None
+    duplicate: bool = False
+    error: ResultError | None = None
+
+
+class ResultsReply(Model):
+    """The reply to ``POST /v1/workers/{id}/results``, one outcome per reported result."""
+
+    results: list[ResultOutcome]

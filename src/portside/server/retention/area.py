@@ -13,6 +13,7 @@ from portside.server.deps import require
 from portside.server.errors import Conflict
 from portside.server.retention.config import RetentionSettings
 from portside.server.retention.service import RetentionService
+from portside.types.admin import GcReport
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -21,7 +22,7 @@ class GcInProgress(Conflict):
     code = "gc_in_progress"
 
 
-@router.post("/gc")
+@router.post("/gc", response_model=GcReport)
 async def run_gc(ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("admin"))) -> dict[str, Any]:
     """Purge now everything past its retention; returns rows and bytes purged per kind."""
     report = await ctx.service("retention", RetentionService).run()

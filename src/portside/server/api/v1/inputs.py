@@ -230,20 +230,34 @@ async def webhook_subpath(
 
 
 for _method in HOOK_METHODS:
-    hooks.add_api_route("/hooks/{input_id}", webhook, methods=[_method], operation_id=f"webhook_{_method.lower()}")
+    hooks.add_api_route(
+        "/hooks/{input_id}", webhook, methods=[_method], operation_id=f"webhooks_call_{_method.lower()}"
+    )
     hooks.add_api_route(
         "/hooks/{input_id}/{subpath:path}",
         webhook_subpath,
         methods=[_method],
-        operation_id=f"webhook_subpath_{_method.lower()}",
+        operation_id=f"webhooks_call_subpath_{_method.lower()}",
     )
 
 
-@hooks.options("/hooks/{input_id}")
-@hooks.options("/hooks/{input_id}/{subpath:path}")
-async def webhook_preflight(input_id: str, svc: InputService = Depends(inputs)) -> Response:
-    """CORS preflight (answered only for inputs with ``cors_enabled``)."""
+async def _preflight(input_id: str, svc: InputService) -> Response:
     ep = await svc.endpoint(input_id)
     if not ep.config.cors_enabled:
         return Response(status_code=405)
     return Response(status_code=204, headers=_CORS)
+
+
+_PREFLIGHT: dict[int | str, dict[str, Any]] = {405: {"description": "CORS is not enabled on this input."}}
+
+
+@hooks.options("/hooks/{input_id}", status_code=204, responses=_PREFLIGHT)
+async def webhook_preflight(input_id: str, svc: InputService = Depends(inputs)) -> Response:
+    """CORS preflight (answered only for inputs with ``cors_enabled``)."""
+    return await _preflight(input_id, svc)
+
+
+@hooks.options("/hooks/{input_id}/{subpath:path}", status_code=204, responses=_PREFLIGHT)
+async def webhook_preflight_subpath(input_id: str, subpath: str, svc: InputService = Depends(inputs)) -> Response:
+    """CORS preflight of a sub-path (answered only for inputs with ``cors_enabled``)."""
+    return await _preflight(input_id, svc)

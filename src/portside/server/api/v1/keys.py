@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import current_principal
+from portside.types.common import Page
+from portside.types.keys import ApiKey, CreatedApiKey, WhoAmI
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -25,7 +27,7 @@ class KeyCreate(BaseModel):
     owner: str | None = Field(default=None, max_length=200)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=CreatedApiKey)
 async def create_key(
     body: KeyCreate, ctx: AppContext = Depends(get_ctx), caller: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
@@ -34,7 +36,7 @@ async def create_key(
     return {**asdict(info), "key": plaintext}
 
 
-@router.get("")
+@router.get("", response_model=Page[ApiKey])
 async def list_keys(
     ctx: AppContext = Depends(get_ctx), caller: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
@@ -42,14 +44,14 @@ async def list_keys(
     return {"items": items, "total": len(items)}
 
 
-@router.delete("/{key_id}")
+@router.delete("/{key_id}", response_model=ApiKey)
 async def revoke_key(
     key_id: str, ctx: AppContext = Depends(get_ctx), caller: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
     return asdict(await ctx.keys.revoke(caller, key_id))
 
 
-@router.get("/me", include_in_schema=True)
+@router.get("/me", response_model=WhoAmI)
 async def whoami(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
     """The calling key's identity and scopes."""
     return {

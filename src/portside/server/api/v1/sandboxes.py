@@ -37,9 +37,11 @@ from portside.server.sandboxes.schemas import (
     ShellExecResult,
 )
 from portside.server.sandboxes.service import SandboxService
+from portside.types.common import StatusReply
+from portside.types.sandboxes import DirectoryListing, FileContent, FileWritten, ProfileList
 
 log = logging.getLogger("portside.sandboxes")
-router = APIRouter(prefix="/v1", tags=["sandboxes"])
+router = APIRouter(prefix="/v1")
 Reader = Depends(require("read"))
 Writer = Depends(require("write"))
 
@@ -96,7 +98,7 @@ class CreateCargo(BaseModel):
 # ---------------------------------------------------------------- profiles
 
 
-@router.get("/profiles")
+@router.get("/profiles", tags=["profiles"], response_model=ProfileList, response_model_exclude_unset=True)
 async def list_profiles(
     detail: bool = False, s: SandboxService = Depends(svc), _: Principal = Reader
 ) -> dict[str, Any]:
@@ -107,7 +109,7 @@ async def list_profiles(
 # ---------------------------------------------------------------- sandboxes
 
 
-@router.post("/sandboxes", status_code=201, response_model=SandboxInfo)
+@router.post("/sandboxes", status_code=201, response_model=SandboxInfo, tags=["sandboxes"])
 async def create_sandbox(
     body: CreateSandbox | None = None, s: SandboxService = Depends(svc), caller: Principal = Writer
 ) -> SandboxInfo:
@@ -115,7 +117,7 @@ async def create_sandbox(
     return await s.create(caller, profile=body.profile, ttl=body.ttl, cargo_id=body.cargo_id)
 
 
-@router.get("/sandboxes", response_model=SandboxList)
+@router.get("/sandboxes", response_model=SandboxList, tags=["sandboxes"])
 async def list_sandboxes(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
@@ -126,32 +128,32 @@ async def list_sandboxes(
     return await s.list(caller, limit=limit, cursor=cursor, status=status)
 
 
-@router.get("/sandboxes/{sandbox_id}", response_model=SandboxInfo)
+@router.get("/sandboxes/{sandbox_id}", response_model=SandboxInfo, tags=["sandboxes"])
 async def get_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Reader) -> SandboxInfo:
     return await s.get(caller, sandbox_id)
 
 
-@router.post("/sandboxes/{sandbox_id}/stop")
+@router.post("/sandboxes/{sandbox_id}/stop", tags=["sandboxes"], response_model=StatusReply)
 async def stop_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> dict[str, str]:
     """Stop the session (workspace kept); 200 ``{"status": "stopped"}`` as Bay."""
     await s.stop(caller, sandbox_id)
     return {"status": "stopped"}
 
 
-@router.delete("/sandboxes/{sandbox_id}")
+@router.delete("/sandboxes/{sandbox_id}", tags=["sandboxes"], status_code=204, response_class=Response)
 async def delete_sandbox(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> Response:
     await s.delete(caller, sandbox_id)
     return Response(status_code=204)
 
 
-@router.post("/sandboxes/{sandbox_id}/extend_ttl", response_model=SandboxInfo)
+@router.post("/sandboxes/{sandbox_id}/extend_ttl", response_model=SandboxInfo, tags=["sandboxes"])
 async def extend_ttl(
     sandbox_id: str, body: ExtendTTL, s: SandboxService = Depends(svc), caller: Principal = Writer
 ) -> SandboxInfo:
     return await s.extend_ttl(caller, sandbox_id, body.extend_by)
 
 
-@router.post("/sandboxes/{sandbox_id}/keepalive", response_model=SandboxInfo)
+@router.post("/sandboxes/{sandbox_id}/keepalive", response_model=SandboxInfo, tags=["sandboxes"])
 async def keepalive(sandbox_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> SandboxInfo:
     return await s.keepalive(caller, sandbox_id)
 
@@ -164,7 +166,7 @@ def _json(model: BaseModel) -> Response:
     return Response(content=model.model_dump_json(), media_type="application/json")
 
 
-@router.post("/sandboxes/{sandbox_id}/python/exec", response_model=PythonExecResult)
+@router.post("/sandboxes/{sandbox_id}/python/exec", response_model=PythonExecResult, tags=["sandboxes"])
 async def exec_python(
     sandbox_id: str, body: PythonExec, s: SandboxService = Depends(svc), caller: Principal = Writer
 ) -> Response:
@@ -181,7 +183,7 @@ async def exec_python(
     return _json(result)
 
 
-@router.post("/sandboxes/{sandbox_id}/shell/exec", response_model=ShellExecResult)
+@router.post("/sandboxes/{sandbox_id}/shell/exec", response_model=ShellExecResult, tags=["sandboxes"])
 async def exec_shell(
     sandbox_id: str, body: ShellExec, s: SandboxService = Depends(svc), caller: Principal = Writer
 ) -> Response:
@@ -213,7 +215,7 @@ async def _blocking(fn: Any, *args: Any) -> Any:
         raise files.ensure_error_free(exc) from exc
 
 
-@router.get("/sandboxes/{sandbox_id}/filesystem/files")
+@router.get("/sandboxes/{sandbox_id}/filesystem/files", tags=["files"], response_model=FileContent)
 async def read_file(
     sandbox_id: str, path: str, s: SandboxService = Depends(svc), caller: Principal = Reader
 ) -> dict[str, Any]:
@@ -223,7 +225,7 @@ async def read_file(
     return {"path": path, "content": data.decode("utf-8", errors="replace"), "size": len(data)}
 
 
-@router.put("/sandboxes/{sandbox_id}/filesystem/files")
+@router.put("/sandboxes/{sandbox_id}/filesystem/files", tags=["files"], response_model=FileWritten)
 async def write_file(
     sandbox_id: str, body: FileWrite, s: SandboxService = Depends(svc), caller: Principal = Writer
 ) -> dict[str, Any]:
@@ -244,8 +246,8 @@ async def write_file(
     return {"status": "ok", "path": body.path, "size": len(content)}
 
 
-@router.get("/sandboxes/{sandbox_id}/filesystem/directories")
-async def list_dir(
+@router.get("/sandboxes/{sandbox_id}/filesystem/directories", tags=["files"], response_model=DirectoryListing)
+async def list_directory(
     sandbox_id: str, path: str = ".", s: SandboxService = Depends(svc), caller: Principal = Reader
 ) -> dict[str, Any]:
     ws, _ = await _fs(sandbox_id, s, caller)
@@ -253,7 +255,7 @@ async def list_dir(
     return {"path": path, "entries": [e.model_dump(mode="json") for e in entries]}
 
 
-@router.delete("/sandboxes/{sandbox_id}/filesystem/files")
+@router.delete("/sandboxes/{sandbox_id}/filesystem/files", tags=["files"], response_model=StatusReply)
 async def delete_file(
     sandbox_id: str, path: str, s: SandboxService = Depends(svc), caller: Principal = Writer
 ) -> dict[str, str]:
@@ -263,11 +265,11 @@ async def delete_file(
     return {"status": "ok"}
 
 
-@router.post("/sandboxes/{sandbox_id}/filesystem/upload")
-async def upload(
+@router.post("/sandboxes/{sandbox_id}/filesystem/upload", tags=["files"], response_model=FileWritten)
+async def upload_file(
     sandbox_id: str,
     file: UploadFile = File(...),
-    path: str = Form(...),
+    path: str = Form(..., min_length=1),
     s: SandboxService = Depends(svc),
     caller: Principal = Writer,
 ) -> dict[str, Any]:
@@ -281,8 +283,8 @@ async def upload(
     return {"status": "ok", "path": path, "size": len(content)}
 
 
-@router.get("/sandboxes/{sandbox_id}/filesystem/download")
-async def download(
+@router.get("/sandboxes/{sandbox_id}/filesystem/download", tags=["files"])
+async def download_file(
     sandbox_id: str, path: str, s: SandboxService = Depends(svc), caller: Principal = Reader
 ) -> StreamingResponse:
     """The file's bytes, streamed."""
@@ -302,8 +304,8 @@ async def download(
 # ---------------------------------------------------------------- history
 
 
-@router.get("/sandboxes/{sandbox_id}/history", response_model=ExecutionList)
-async def history(
+@router.get("/sandboxes/{sandbox_id}/history", response_model=ExecutionList, tags=["history"])
+async def list_history(
     sandbox_id: str,
     q: HistoryQuery = Depends(),
     s: SandboxService = Depends(svc),
@@ -313,24 +315,24 @@ async def history(
     return await s.history.query(sandbox_id, q)
 
 
-@router.get("/sandboxes/{sandbox_id}/history/last", response_model=ExecutionEntry)
-async def last_execution(
+@router.get("/sandboxes/{sandbox_id}/history/last", response_model=ExecutionEntry, tags=["history"])
+async def get_last(
     sandbox_id: str, exec_type: str | None = None, s: SandboxService = Depends(svc), caller: Principal = Reader
 ) -> ExecutionEntry:
     await s.get(caller, sandbox_id)
     return ExecutionEntry.of(await s.history.last(sandbox_id, exec_type))
 
 
-@router.get("/sandboxes/{sandbox_id}/history/{execution_id}", response_model=ExecutionEntry)
-async def get_execution(
+@router.get("/sandboxes/{sandbox_id}/history/{execution_id}", response_model=ExecutionEntry, tags=["history"])
+async def get_entry(
     sandbox_id: str, execution_id: str, s: SandboxService = Depends(svc), caller: Principal = Reader
 ) -> ExecutionEntry:
     await s.get(caller, sandbox_id)
     return ExecutionEntry.of(await s.history.get(sandbox_id, execution_id))
 
 
-@router.patch("/sandboxes/{sandbox_id}/history/{execution_id}", response_model=ExecutionEntry)
-async def annotate_execution(
+@router.patch("/sandboxes/{sandbox_id}/history/{execution_id}", response_model=ExecutionEntry, tags=["history"])
+async def annotate(
     sandbox_id: str, execution_id: str, body: Annotate, s: SandboxService = Depends(svc), caller: Principal = Writer
 ) -> ExecutionEntry:
     await s.get(caller, sandbox_id)
@@ -343,14 +345,14 @@ async def annotate_execution(
 # ---------------------------------------------------------------- cargo
 
 
-@router.post("/cargos", status_code=201, response_model=CargoInfo)
+@router.post("/cargos", status_code=201, response_model=CargoInfo, tags=["cargos"])
 async def create_cargo(
     body: CreateCargo | None = None, s: SandboxService = Depends(svc), caller: Principal = Writer
 ) -> CargoInfo:
     return await s.create_cargo(caller, size_limit_mb=(body or CreateCargo()).size_limit_mb)
 
 
-@router.get("/cargos", response_model=CargoList)
+@router.get("/cargos", response_model=CargoList, tags=["cargos"])
 async def list_cargos(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
@@ -361,12 +363,12 @@ async def list_cargos(
     return await s.list_cargos(caller, limit=limit, cursor=cursor, managed=managed)
 
 
-@router.get("/cargos/{cargo_id}", response_model=CargoInfo)
+@router.get("/cargos/{cargo_id}", response_model=CargoInfo, tags=["cargos"])
 async def get_cargo(cargo_id: str, s: SandboxService = Depends(svc), caller: Principal = Reader) -> CargoInfo:
     return await s.get_cargo(caller, cargo_id)
 
 
-@router.delete("/cargos/{cargo_id}")
+@router.delete("/cargos/{cargo_id}", tags=["cargos"], status_code=204, response_class=Response)
 async def delete_cargo(cargo_id: str, s: SandboxService = Depends(svc), caller: Principal = Writer) -> Response:
     await s.delete_cargo(caller, cargo_id)
     return Response(status_code=204)

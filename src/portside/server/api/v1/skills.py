@@ -6,7 +6,7 @@ server-run evaluations and running the active release of a skill.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
@@ -69,7 +69,7 @@ class RunEvaluation(BaseModel):
 
 
 class Promote(BaseModel):
-    stage: str = "canary"
+    stage: Literal["canary", "stable"] = "canary"
     canary_share: float | None = Field(default=None, ge=0.0, le=1.0)
     upgrade_of_release_id: str | None = None
     upgrade_reason: str | None = None
@@ -91,7 +91,7 @@ class BenchmarkCreate(BaseModel):
 class RunSkill(BaseModel):
     input: Any = None
     sandbox_id: str | None = None
-    stage: str | None = None
+    stage: Literal["canary", "stable"] | None = None
     timeout: int = Field(default=60, ge=1, le=3600)
 
 

@@ -16,12 +16,13 @@ from portside import __version__
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import optional_principal
+from portside.types.common import Health, Readiness
 
 router = APIRouter(prefix="/v1", tags=["system"])
 _STARTED = time.time()
 
 
-@router.get("/health")
+@router.get("/health", response_model=Health, response_model_exclude_unset=True)
 async def health(
     ctx: AppContext = Depends(get_ctx), caller: Principal | None = Depends(optional_principal)
 ) -> dict[str, Any]:
@@ -36,7 +37,11 @@ async def health(
     }
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready (the store or its migrations are not current)."}},
+)
 async def ready(
     ctx: AppContext = Depends(get_ctx), caller: Principal | None = Depends(optional_principal)
 ) -> JSONResponse:

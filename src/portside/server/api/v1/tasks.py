@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from portside.server.api.v1.workers import requires, visible_owner, workers_service
 from portside.server.auth import Principal
 from portside.server.errors import Forbidden
+from portside.server.workers.capabilities import CAPABILITY_TYPE_RE
 from portside.server.workers.service import TaskSpec, WorkersService
+from portside.types.tasks import LeasePage, Task, TaskPage, TaskProgressPage
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -19,7 +21,11 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    capability: str = Field(max_length=200)
+    capability: str = Field(
+        max_length=200,
+        description="A namespaced capability type: {owner}/{package}[/{name}][.{variant}].",
+        json_schema_extra={"pattern": CAPABILITY_TYPE_RE.pattern},  # enforced by the service (its own code)
+    )
     input: Any = None
     on_behalf_of: str | None = Field(default=None, max_length=200)
     idempotency_key: str | None = Field(default=None, max_length=255)
@@ -63,7 +69,7 @@ def _check_on_behalf_of(principal: Principal, on_behalf_of: str | None) -> None:
         )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Task)
 async def submit_task(
     body: TaskCreate, principal: Principal = Depends(requires("write")), svc: WorkersService = Depends(workers_service)
 ) -> JSONResponse:
@@ -84,8 +90,8 @@ async def submit_task(
     return JSONResponse(task.to_dict(), status_code=201)
 
 
-@router.post("/batch", status_code=201)
-async def submit_tasks(
+@router.post("/batch", status_code=201, response_model=TaskPage)
+async def submit_batch(
     body: TaskBatch, principal: Principal = Depends(requires("write")), svc: WorkersService = Depends(workers_service)
 ) -> JSONResponse:
     """Queue up to 1000 tasks at once (all validated before any is stored)."""
@@ -95,7 +101,7 @@ async def submit_tasks(
     return JSONResponse({"items": [t.to_dict() for t in tasks], "total": len(tasks)}, status_code=201)
 
 
-@router.get("")
+@router.get("", response_model=TaskPage, response_model_exclude_unset=True)
 async def list_tasks(
     status: str | None = None,
     capability: str | None = Query(default=None, max_length=200),
@@ -127,14 +133,14 @@ async def task_counts(
     return await svc.task_counts(owner=visible_owner(principal), capability=capability)
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", response_model=Task)
 async def get_task(
     task_id: str, principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> JSONResponse:
     return JSONResponse((await svc.get_task(task_id, owner=visible_owner(principal))).to_dict())
 
 
-@router.get("/{task_id}/wait")
+@router.get("/{task_id}/wait", response_model=Task)
 async def wait_task(
     task_id: str,
     timeout: float = Query(default=30.0, ge=0),
@@ -147,7 +153,7 @@ async def wait_task(
     return JSONResponse(task.to_dict())
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", response_model=Task, response_model_exclude_unset=True)
 async def cancel_task(
     task_id: str,
     body: CancelBody | None = None,
@@ -159,7 +165,7 @@ async def cancel_task(
     return (await svc.cancel_task(task_id, owner=visible_owner(principal), reason=reason)).to_dict()
 
 
-@router.get("/{task_id}/progress")
+@router.get("/{task_id}/progress", response_model=TaskProgressPage, response_model_exclude_unset=True)
 async def task_progress(
     task_id: str, principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
@@ -167,7 +173,7 @@ async def task_progress(
     return {"items": items, "total": len(items)}
 
 
-@router.get("/{task_id}/leases")
+@router.get("/{task_id}/leases", response_model=LeasePage, response_model_exclude_unset=True)
 async def task_leases(
     task_id: str, principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:

@@ -27,9 +27,19 @@ from portside.server.workers.frames import SSE_SEP, render_native
 from portside.server.workers.service import WorkersService
 from portside.server.workers.shutdown import on_server_shutdown
 from portside.server.workers.tokens import TokenSigner, WorkerCaller
+from portside.types.tasks import (
+    CapabilityDefinition,
+    CapabilityPage,
+    HeartbeatReply,
+    ResultsReply,
+    TaskProgress,
+    WorkerInfo,
+    WorkerPage,
+    WorkerRegistration,
+)
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"])
-capabilities_router = APIRouter(prefix="/v1/capabilities", tags=["workers"])
+capabilities_router = APIRouter(prefix="/v1/capabilities", tags=["capabilities"])
 
 
 async def workers_service(request: Request) -> WorkersService:
@@ -243,7 +253,7 @@ def outcome_dict(outcome: ResultOutcome) -> dict[str, Any]:
     return out
 
 
-@router.post("/{worker_id}/register")
+@router.post("/{worker_id}/register", response_model=WorkerRegistration)
 async def register_worker(
     worker_id: str,
     body: RegisterBody,
@@ -262,7 +272,7 @@ async def register_worker(
     return register_response(svc, result)
 
 
-@router.post("/{worker_id}/heartbeat")
+@router.post("/{worker_id}/heartbeat", response_model=HeartbeatReply)
 async def worker_heartbeat(
     worker_id: str,
     body: HeartbeatBody,
@@ -276,7 +286,7 @@ async def worker_heartbeat(
     return {"renewed": out["renewed"], "ended": out["ended"], "serverTime": isoformat(out["server_time"])}
 
 
-@router.post("/{worker_id}/results")
+@router.post("/{worker_id}/results", response_model=ResultsReply)
 async def worker_results(
     worker_id: str,
     body: ResultsBody,
@@ -304,7 +314,7 @@ async def worker_results(
     return JSONResponse({"results": [outcome_dict(o) for o in outcomes]})
 
 
-@router.post("/{worker_id}/progress")
+@router.post("/{worker_id}/progress", response_model=TaskProgress, response_model_exclude_unset=True)
 async def worker_progress(
     worker_id: str,
     body: ProgressBody,
@@ -321,7 +331,7 @@ async def worker_progress(
 # -- listing ------------------------------------------------------------------------------------
 
 
-@router.get("")
+@router.get("", response_model=WorkerPage, response_model_exclude_unset=True)
 async def list_workers(
     principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
@@ -330,7 +340,7 @@ async def list_workers(
     return {"items": items, "total": len(items)}
 
 
-@router.get("/{worker_id}")
+@router.get("/{worker_id}", response_model=WorkerInfo, response_model_exclude_unset=True)
 async def get_worker(
     worker_id: str, principal: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
@@ -348,7 +358,7 @@ class CapabilityBody(_Body):
     lease_ttl_ms: int | None = None
 
 
-@capabilities_router.get("")
+@capabilities_router.get("", response_model=CapabilityPage, response_model_exclude_unset=True)
 async def list_capabilities(
     _: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
@@ -356,14 +366,14 @@ async def list_capabilities(
     return {"items": items, "total": len(items)}
 
 
-@capabilities_router.get("/{ctype:path}")
+@capabilities_router.get("/{ctype:path}", response_model=CapabilityDefinition, response_model_exclude_unset=True)
 async def get_capability(
     ctype: str, _: Principal = Depends(requires("read")), svc: WorkersService = Depends(workers_service)
 ) -> dict[str, Any]:
     return (await svc.capabilities.require(ctype)).to_dict()
 
 
-@capabilities_router.put("/{ctype:path}")
+@capabilities_router.put("/{ctype:path}", response_model=CapabilityDefinition, response_model_exclude_unset=True)
 async def put_capability(
     ctype: str,
     body: CapabilityBody,
