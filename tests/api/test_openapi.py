@@ -198,7 +198,6 @@ def test_owned_routes_have_typed_replies(spec: dict[str, Any]) -> None:
     assert not offenders, offenders
 
 
-@pytest.mark.xfail(reason="the other areas' typed replies come with issue 21's api2 part", strict=False)
 def test_every_route_has_a_typed_reply(spec: dict[str, Any]) -> None:
     offenders = untyped_operations(spec)
     assert not offenders, f"{len(offenders)} operations reply Any:\n" + "\n".join(offenders)
