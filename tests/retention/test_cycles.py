@@ -115,8 +115,8 @@ async def test_store_and_data_dir_return_to_baseline(app: FastAPI, api: httpx.As
     grown_store = await retention.store_bytes()
     assert grown_store is not None
     assert grown_store - base_store > CYCLES * EXECS * OUTPUT_BYTES // 2, (base_store, grown_store)
-    await asyncio.sleep(1.5)  # the TTLs run out
     assert tree_bytes(data_dir / "cargos") - base_cargos >= 3 * 300_000
+    await asyncio.sleep(1.5)  # the TTLs run out
 
     r = await api.post("/v1/admin/gc")
     assert r.status_code == 200, r.text
@@ -124,7 +124,8 @@ async def test_store_and_data_dir_return_to_baseline(app: FastAPI, api: httpx.As
     assert report["purged"]["execution_output"]["rows"] >= CYCLES * EXECS
     assert report["purged"]["deleted_records"]["rows"] >= 2 * CYCLES  # sandbox + cargo records
     assert report["purged"]["expired_sandboxes"]["rows"] == 3
-    assert report["purged"]["expired_sandboxes"]["bytes"] >= 3 * 300_000
+    # Expiry itself removes a sandbox's own workspace (issue 13), so the reaper may have freed those bytes
+    # before the purge ran: what matters is that they are gone by now (checked below), not who freed them.
     after_store = await retention.store_bytes()
     after_cargos = tree_bytes(data_dir / "cargos")
     print(
