@@ -102,6 +102,26 @@ async def test_exec_timeout_kills_everything_the_exec_started(sandbox: SandboxHa
     assert (await sandbox.exec_shell("echo ok")).stdout == "ok\n"
 
 
+async def test_python_exec_timeout_kills_what_that_execution_started(sandbox: SandboxHandle) -> None:
+    """The issue's own example: ``subprocess.Popen(..., start_new_session=True)`` from Python code, plus a
+    double fork. A timed-out execution ends them; what an earlier execution started and shell jobs stay;
+    the kernel keeps its state."""
+    await sandbox.exec_python("import subprocess, os; keep = subprocess.Popen(['sleep', '305'])")
+    await sandbox.exec_shell("sleep 306 >/dev/null 2>&1 &")
+    r = await sandbox.exec_python(
+        "spin = subprocess.Popen(['python', '-c', 'while True: pass'], start_new_session=True)\n"
+        "os.system('(setsid sleep 307 >/dev/null 2>&1 &)')\n"
+        "import time; time.sleep(60)",
+        timeout=1.5,
+    )
+    assert r.timed_out
+    await asyncio.sleep(0.3)
+    left = (await sandbox.exec_shell("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")).stdout
+    assert "while True" not in left and "sleep 307" not in left
+    assert "sleep 305" in left and "sleep 306" in left
+    assert (await sandbox.exec_python("keep.poll() is None")).result == "True"
+
+
 async def test_interrupt_kills_the_running_exec_tree(sandbox: SandboxHandle) -> None:
     task = asyncio.create_task(sandbox.exec_shell("(setsid sleep 303 &); sleep 60", timeout=30))
     await asyncio.sleep(1.0)

@@ -268,6 +268,48 @@ def _descendants(root: int, table: dict[int, tuple[int, float]]) -> set[int]:
     return found
 
 
+def _started_since(since_ticks: int) -> set[int]:
+    """Processes started at or after ``since_ticks`` (clock ticks since boot) that no shell command owns.
+
+    Spared: pid 1, the agent, the kernel, every reaper and everything under one (shell commands and the
+    background jobs they leave running)."""
+    table = _proc_table()
+    spared = {1, os.getpid(), *_REAPERS}
+    if _KERNEL is not None:
+        spared.add(_KERNEL.pid)
+    for reaper in _REAPERS:
+        spared |= _descendants(reaper, table)
+    # Without a pid namespace of its own (the process driver) the agent sees the host: only its descendants.
+    mine = _descendants(os.getpid(), table) if _CONFIG.get("stats_scope") == "descendants" else set(table)
+    found: set[int] = set()
+    for pid in mine:
+        if pid in spared:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                start = int(fh.read().rsplit(b")", 1)[1].split()[19])
+        except (OSError, ValueError, IndexError):
+            continue
+        if start >= since_ticks:
+            found.add(pid)
+    return found
+
+
+def _kill_started_since(since_ticks: int) -> int:
+    """SIGKILL what a Python execution started (see :func:`_started_since`), until nothing is left."""
+    killed: set[int] = set()
+    for _ in range(100):
+        victims = _started_since(since_ticks)
+        if not victims:
+            break
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed |= victims
+        time.sleep(0.002)
+    return len(killed)
+
+
 def _kill_tree(reaper: int) -> None:
     """SIGKILL every descendant of ``reaper``: orphans re-parent to it, so a few passes catch them all."""
     for _ in range(100):
@@ -502,6 +544,8 @@ async def _handle(req: dict[str, Any]) -> None:
             await _stop_kernel()
             _KERNEL_WANTED = True
             reply = {"ok": True, "kernel_pid": await _start_kernel()}
+        elif op == "kill_started_since":
+            reply = {"ok": True, "killed": _kill_started_since(int(req["since_ticks"]))}
         elif op == "kill_execs":
             for pid in list(_EXECS.values()):
                 _kill_tree(pid)

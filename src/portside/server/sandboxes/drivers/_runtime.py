@@ -41,12 +41,18 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INTERRUPT_GRACE_S = 3.0
 MAX_OUTPUT = 1 << 20
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 AGENT_LINE_LIMIT = 32 * 1024 * 1024
 """Longest agent reply line the host buffers. Replies carry at most 2 x MAX_OUTPUT of (JSON-escaped) output;
 sandbox code can reach the agent's stdout through /proc/1/fd/1, so an endless line must not grow the server:
 past this the sandbox is treated as gone and cleaned up."""
 LOG_TAIL = 8192
 """Bytes of the agent's stderr kept in memory for start-failure diagnostics (nothing goes to the host disk)."""
+
+
+def boot_ticks() -> int:
+    """Now, in the clock of ``/proc/<pid>/stat`` start times (clock ticks since boot), shared with every sandbox."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _CLK_TCK)
 
 
 def strip_ansi(text: str) -> str:
@@ -511,6 +517,7 @@ class AgentSandbox(SandboxHandle):
         kc = self._kc
         assert kc is not None
         started = time.monotonic()
+        started_ticks = boot_ticks()
         msg_id = kc.execute(code, allow_stdin=False, stop_on_error=True)
         stdout: list[str] = []
         stderr: list[str] = []
@@ -538,6 +545,7 @@ class AgentSandbox(SandboxHandle):
                 if not timed_out:
                     timed_out = True
                     await self._signal_kernel(signal.SIGINT)
+                    await self._kill_started_since(started_ticks)
                     deadline = time.monotonic() + INTERRUPT_GRACE_S
                     continue
                 note = "the kernel did not stop after an interrupt and was restarted; Python state was lost"
@@ -609,6 +617,11 @@ class AgentSandbox(SandboxHandle):
             truncated=truncated,
             execution_time_ms=int((time.monotonic() - started) * 1000),
         )
+
+    async def _kill_started_since(self, since_ticks: int) -> None:
+        """End every process the timed-out execution started (shell commands' trees are not touched)."""
+        with contextlib.suppress(Unavailable):
+            await self._call("kill_started_since", since_ticks=since_ticks)
 
     async def _signal_kernel(self, sig: int) -> None:
         with contextlib.suppress(Unavailable):
