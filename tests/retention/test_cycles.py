@@ -41,8 +41,10 @@ def tree_bytes(root: Path) -> int:
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
     require_bwrap()
+    # No background purge: it would start after a minute and purge mid-test with the test's zero retentions.
+    monkeypatch.setenv("PORTSIDE_RETENTION_ENABLED", "false")
     application = create_app(make_settings(tmp_path / "data", sandbox_warm_pool=2))
     async with application.router.lifespan_context(application):
         yield application

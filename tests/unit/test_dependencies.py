@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "portside"
 SERVER_SIDE = {"server", "cli"}  # portside.server / portside.cli need the ``server`` extra
 # SDK imports of optional packages, each guarded by ``except ImportError`` where it is used
-OPTIONAL_SDK_IMPORTS = {"jsonschema": "worker.py"}  # client-side schema check, skipped if absent
+OPTIONAL_SDK_IMPORTS = {
+    "jsonschema": "worker.py",  # client-side schema check, skipped if absent
+    "opentelemetry": "_tracing.py",  # the worker joins the caller's trace when opentelemetry-api is installed
+}
 SDK_MODULES = ["portside", "portside.worker", "portside._async", "portside._sync", "portside.types", "portside.errors"]
 
 
