@@ -4,6 +4,7 @@
 - no operation documents FastAPI's 422: validation errors are the real 400 with the door's error body,
   and the common errors are documented with it (a real 400 and a real 404 match their schema);
 - bearer and X-API-Key security schemes, on every operation that authenticates;
+- component (schema) names are unique and readable (no ``__`` module paths, no ``-Output``);
 - operation ids are unique, readable ``<area>_<action>`` names;
 - every operation documents a typed 2xx reply, except the streaming, binary and text ones, which are
   declared with their real media types;
@@ -111,6 +112,19 @@ def test_spec_validates(spec: dict[str, Any]) -> None:
     validate(spec)
     options = spec["paths"]["/hooks/{input_id}/{subpath}"]["options"]
     assert {p["name"] for p in options["parameters"]} == {"input_id", "subpath"}
+
+
+def test_component_names_are_unique_and_readable(spec: dict[str, Any]) -> None:
+    """Two models with one class name get module-path names (``portside__server__...__ExecutionList``)
+    or ``-Input``/``-Output`` suffixes from FastAPI, and clients that name classes by a schema's
+    ``title`` (openapi-python-client) then drop every response that references them."""
+    schemas: dict[str, Any] = spec["components"]["schemas"]
+    unreadable = [name for name in schemas if "__" in name or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name)]
+    assert not unreadable, unreadable
+    titles = [schema.get("title", name) for name, schema in schemas.items()]
+    assert len(titles) == len(set(titles)), sorted({t for t in titles if titles.count(t) > 1})
+    referenced = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert referenced <= set(schemas), sorted(referenced - set(schemas))
 
 
 def test_no_422_and_the_real_error_bodies(spec: dict[str, Any]) -> None:

@@ -49,7 +49,9 @@ class VectorMetadata(BaseModel):
     agent_id: str | None = None
 
 
-class KnowledgeItem(BaseModel):
+class SymbiontNewKnowledgeItem(BaseModel):
+    """``symbiont.KnowledgeItem`` as the SDK sends it to `POST /api/v1/knowledge`."""
+
     model_config = ConfigDict(extra="ignore")
 
     id: str
@@ -95,7 +97,7 @@ def _symbiont_item(p: Passage) -> dict[str, Any]:
 
 @router.post("/knowledge", response_model=SymbiontKnowledgeAdded)
 async def add_knowledge_item(
-    body: KnowledgeItem, s: KnowledgeService = Depends(svc), caller: Principal = Writer
+    body: SymbiontNewKnowledgeItem, s: KnowledgeService = Depends(svc), caller: Principal = Writer
 ) -> Any:
     meta = body.metadata
     extra = {k: v for k, v in (meta.model_extra or {}).items()}
