@@ -16,6 +16,7 @@ from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
+from portside.server.secrets.backends import SECRET_FILE_PATTERN
 from portside.server.secrets.schemas import (
     SecretAuditPage,
     SecretBackendOut,
@@ -68,7 +69,12 @@ class BackendConfig(BaseModel):
 
     backend_type: Literal["vault", "encrypted_file", "os_keychain"]
     vault_config: VaultSettings | None = None
-    file_path: str | None = None
+    file_path: str | None = Field(
+        default=None,
+        description="Encrypted-file backend: a relative path under `<data_dir>/secrets/` (default: "
+        "`<data_dir>/secrets.json`); an absolute path or `..` is 400 `invalid_secret_file_path`.",
+        json_schema_extra={"pattern": SECRET_FILE_PATTERN},  # enforced by the service (its own code)
+    )
     encryption_key: str | None = None
 
 
