@@ -28,7 +28,7 @@ try:  # fcntl is POSIX-only; without it the file backend is safe within one proc
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SECRET_NAME_RE = _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class SecretValue:
