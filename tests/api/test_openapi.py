@@ -4,6 +4,7 @@
 - no operation documents FastAPI's 422: validation errors are the real 400 with the door's error body,
   and the common errors are documented with it (a real 400 and a real 404 match their schema);
 - bearer and X-API-Key security schemes, on every operation that authenticates;
+- component (schema) names are unique and readable (no ``__`` module paths, no ``-Output``);
 - operation ids are unique, readable ``<area>_<action>`` names;
 - every operation documents a typed 2xx reply, except the streaming, binary and text ones, which are
   declared with their real media types;
@@ -111,6 +112,19 @@ def test_spec_validates(spec: dict[str, Any]) -> None:
     validate(spec)
     options = spec["paths"]["/hooks/{input_id}/{subpath}"]["options"]
     assert {p["name"] for p in options["parameters"]} == {"input_id", "subpath"}
+
+
+def test_component_names_are_unique_and_readable(spec: dict[str, Any]) -> None:
+    """Two models with one class name get module-path names (``portside__server__...__ExecutionList``)
+    or ``-Input``/``-Output`` suffixes from FastAPI, and clients that name classes by a schema's
+    ``title`` (openapi-python-client) then drop every response that references them."""
+    schemas: dict[str, Any] = spec["components"]["schemas"]
+    unreadable = [name for name in schemas if "__" in name or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name)]
+    assert not unreadable, unreadable
+    titles = [schema.get("title", name) for name, schema in schemas.items()]
+    assert len(titles) == len(set(titles)), sorted({t for t in titles if titles.count(t) > 1})
+    referenced = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert referenced <= set(schemas), sorted(referenced - set(schemas))
 
 
 def test_no_422_and_the_real_error_bodies(spec: dict[str, Any]) -> None:
@@ -337,3 +351,31 @@ def test_server_and_sdk_models_agree(server: type[BaseModel], sdk: type[BaseMode
         b = re.sub(r'"\$ref": "#/\$defs/\w+"', '"$ref": "MODEL"', ours[name])
         lenient = json.dumps({"anyOf": [json.loads(a), {"type": "null"}]}, sort_keys=True)
         assert b in (a, lenient), f"{server.__name__}.{name}: server {a} != sdk {b}"
+
+
+async def test_a_scalar_query_parameter_given_twice_is_400(live: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """The document says ``agent_id`` is one value; FastAPI would silently keep the last of several."""
+    _, api = live
+    for path in ("/v1/agent-deployments", "/api/v1/agents/deployments"):
+        twice = await api.get(path, params=[("agent_id", "a"), ("agent_id", "b")])
+        assert twice.status_code == 400, (path, twice.text)
+        assert "agent_id" in twice.text
+        assert (await api.get(path, params={"agent_id": "a"})).status_code == 200
+    listed = await api.get("/v1/tasks", params=[("limit", "5")])
+    assert listed.status_code == 200
+
+
+def test_request_schemas_state_the_service_rules(spec: dict[str, Any]) -> None:
+    """Rules a service checks with its own code are in the request schema (schemathesis'
+    positive_data_acceptance holds, tests/security/test_fuzz_api.py): a few samples."""
+    schemas = spec["components"]["schemas"]
+    paths = spec["paths"]
+    secret = paths["/v1/secrets/{agent_id}"]["get"]["parameters"][0]["schema"]
+    assert secret["pattern"].startswith("^[A-Za-z0-9]")
+    status = paths["/v1/reviews"]["get"]["parameters"][0]["schema"]["anyOf"][0]
+    assert "approved" in status["enum"]
+    assert schemas["TaskCreate"]["properties"]["max_attempts"]["maximum"] == 100
+    assert "anyOf" in schemas["InputSpec"] and "anyOf" in schemas["ServerSpec"]
+    # free-form request values are JSON values whose integers fit in 64 bits
+    assert schemas["JsonValue"]["not"]["type"] == "integer"
+    assert schemas["PythonExec"]["additionalProperties"] == {"$ref": "#/components/schemas/JsonValue"}

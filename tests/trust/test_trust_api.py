@@ -117,9 +117,9 @@ async def test_secrets_native_api_and_backend_persistence(api: httpx.AsyncClient
     assert actions[-1] == "write" and "read" in actions and "list" in actions
 
     settings: Settings = app.state.ctx.settings
-    other_file = settings.data_dir / "other-secrets.json"
+    other_file = settings.data_dir / "secrets" / "other-secrets.json"
     writer = await make_key(api, ["read", "write"], "w2")
-    cfg = {"backend_type": "encrypted_file", "file_path": str(other_file)}
+    cfg = {"backend_type": "encrypted_file", "file_path": "other-secrets.json"}
     assert (await api.put("/v1/secret-backend", json=cfg, headers=writer)).status_code == 403
     assert (await api.put("/v1/secret-backend", json=cfg)).json()["file_path"] == str(other_file)
     await api.put("/v1/secrets/bot-2/k", json={"value": "v2"})

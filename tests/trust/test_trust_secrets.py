@@ -263,9 +263,12 @@ def test_backend_from_config(tmp_path: Path) -> None:
     b = backend_from_config({"backend_type": "encrypted_file"}, cipher=cipher, data_dir=tmp_path)
     assert isinstance(b, EncryptedFileBackend) and b.path == tmp_path / "secrets.json"
     own_key = generate_key().hex()
-    b2 = backend_from_config({"backend_type": "encrypted_file", "file_path": str(tmp_path / "x.json"),
+    b2 = backend_from_config({"backend_type": "encrypted_file", "file_path": "x.json",
                               "encryption_key": own_key}, cipher=cipher, data_dir=tmp_path)
-    assert isinstance(b2, EncryptedFileBackend)
+    assert isinstance(b2, EncryptedFileBackend) and b2.path == tmp_path / "secrets" / "x.json"
+    with pytest.raises(InvalidInput):  # confined to <data_dir>/secrets/
+        backend_from_config({"backend_type": "encrypted_file", "file_path": str(tmp_path / "x.json")},
+                            cipher=cipher, data_dir=tmp_path)
     v = backend_from_config({"backend_type": "vault", "vault_config": {"url": "http://127.0.0.1:1",
                                                                        "auth_method": "token", "token": "t"}},
                             cipher=cipher, data_dir=tmp_path)

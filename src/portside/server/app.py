@@ -7,10 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from portside import __version__
 from portside.server import tracing
+from portside.server.api.params import single_query_values
 from portside.server.areas import AREAS
 from portside.server.auth import KeyService
 from portside.server.context import AppContext
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = False
         redoc_url=None,
         openapi_url="/openapi.json",
         generate_unique_id_function=operation_id,
+        dependencies=[Depends(single_query_values)],
     )
     app.state.ctx = ctx
     app.state.admin_key = None

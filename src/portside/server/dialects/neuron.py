@@ -16,14 +16,21 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
 
-from portside.server.api.v1.workers import event_stream, lease_ids_of, worker_caller, workers_service
+from portside.server.api.v1.workers import (
+    IN_FLIGHT_DOC,
+    PROTOCOL_DOC,
+    event_stream,
+    lease_ids_of,
+    worker_caller,
+    workers_service,
+)
 from portside.server.api.wire import WireRoute
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import bearer_token
 from portside.server.errors import InvalidInput, Unauthenticated
 from portside.server.workers.broker import ResultRequest
-from portside.server.workers.capabilities import check_worker_id
+from portside.server.workers.capabilities import CAPABILITIES_DOC, CAPABILITY_DOC, WORKER_ID_RE, check_worker_id
 from portside.server.workers.config import PROTOCOL_VERSION
 from portside.server.workers.domain import RegisteredFrame
 from portside.server.workers.frames import neuron_frame, render_neuron
@@ -49,19 +56,23 @@ class _Frame(BaseModel):
 
 
 class RegisterIn(_Frame):
-    neuron_id: str = Field(alias="neuronId")
-    protocol_version: Any = Field(default=None, alias="protocolVersion")
-    capabilities: Any = None
+    model_config = ConfigDict(json_schema_extra={"required": ["neuronId", "protocolVersion", "capabilities"]})
+
+    neuron_id: str = Field(alias="neuronId", json_schema_extra={"pattern": WORKER_ID_RE.pattern})
+    protocol_version: Any = Field(default=None, alias="protocolVersion", json_schema_extra=PROTOCOL_DOC)
+    capabilities: Any = Field(default=None, json_schema_extra={"type": "array", **CAPABILITIES_DOC})
 
 
 class UpdateCapabilityIn(_Frame):
-    neuron_id: str = Field(alias="neuronId")
-    capability: Any = None
+    model_config = ConfigDict(json_schema_extra={"required": ["neuronId", "capability"]})
+
+    neuron_id: str = Field(alias="neuronId", json_schema_extra={"pattern": WORKER_ID_RE.pattern})
+    capability: Any = Field(default=None, json_schema_extra=CAPABILITY_DOC)
 
 
 class HeartbeatIn(_Frame):
-    neuron_id: str = Field(alias="neuronId")
-    in_flight: list[Any] = Field(default_factory=list, alias="inFlight")
+    neuron_id: str = Field(alias="neuronId", json_schema_extra={"pattern": WORKER_ID_RE.pattern})
+    in_flight: list[Any] = Field(default_factory=list, alias="inFlight", json_schema_extra=IN_FLIGHT_DOC)
 
 
 class AckIn(_Frame):
@@ -71,7 +82,7 @@ class AckIn(_Frame):
 
 class NackIn(_Frame):
     lease_id: str = Field(alias="leaseId", min_length=1, max_length=64)
-    kind: str
+    kind: str = Field(json_schema_extra={"enum": ["retryable", "terminal", "schema-mismatch", "cancelled"]})
     reason: str = Field(default="", max_length=10_000)
     code: str | None = Field(default=None, max_length=200)
     details: Any = None
@@ -79,7 +90,7 @@ class NackIn(_Frame):
 
 class ProgressIn(_Frame):
     lease_id: str = Field(alias="leaseId", min_length=1, max_length=64)
-    percent: float | None = None
+    percent: float | None = Field(default=None, json_schema_extra={"minimum": 0, "maximum": 100})
     message: str | None = None
     data: Any = None
 

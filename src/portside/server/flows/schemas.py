@@ -135,7 +135,9 @@ class ExecutionOut(WireModel):
     nodes: list[NodeRunOut] = []
 
 
-class ExecutionList(WireModel):
+class FlowExecutionList(WireModel):
+    """A page of flow executions (native `GET /v1/executions`)."""
+
     items: list[ExecutionOut]
     total: int
     limit: int

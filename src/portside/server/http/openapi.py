@@ -34,6 +34,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from portside.server.http.errors import renderer_for_path
+from portside.server.reviews.service import STATUSES as REVIEW_STATUSES
+from portside.server.secrets.backends import SECRET_NAME_RE
+from portside.server.workers.capabilities import CAPABILITY_TYPE_RE, MAX_TYPE_LEN, WORKER_ID_RE
 from portside.types.common import ErrorBody
 
 # ---------------------------------------------------------------- operation ids
@@ -103,6 +106,8 @@ COMMON_ERRORS: dict[int, str] = {
     413: "The request body (or an upload) exceeds the configured limit.",
     429: "Rate limited; retry after `Retry-After` seconds.",
     500: "Internal error (a bug): the body carries the request id to report.",
+    502: "An upstream the server called failed: the sandbox runtime (`ship_error`), an MCP server "
+    "(`mcp_connect_failed`, `mcp_error`) or a secret backend (`secret_backend_unreachable`).",
     503: "A dependency (sandbox driver, store, engine) is unavailable.",
 }
 
@@ -219,6 +224,126 @@ def _error_responses(schema_ref: str, existing: dict[str, Any]) -> dict[str, Any
     return out
 
 
+# ---------------------------------------------------------------- parameter rules the services enforce
+
+_SECRET_NAME = {"pattern": SECRET_NAME_RE.pattern}
+_WORKER_ID = {"pattern": WORKER_ID_RE.pattern}
+_REVIEW_STATUS = {"enum": list(REVIEW_STATUSES)}
+
+
+def _rules() -> dict[tuple[str, str], dict[str, Any]]:
+    """``(path prefix, parameter name) -> schema keywords`` for path and query parameters whose rule a
+    service checks with its own error code (so FastAPI must not): the document states the rule, the
+    service keeps its code. The longest matching prefix wins."""
+    return {
+        ("/v1/secrets/", "agent_id"): _SECRET_NAME,
+        ("/v1/secrets/", "name"): _SECRET_NAME,
+        ("/api/v1/secrets/", "agent_id"): _SECRET_NAME,
+        ("/api/v1/secrets/", "secret_name"): _SECRET_NAME,
+        ("/v1/workers/", "worker_id"): _WORKER_ID,
+        ("/neuron/events", "neuronId"): _WORKER_ID,
+        ("/v1/capabilities/", "ctype"): {"pattern": CAPABILITY_TYPE_RE.pattern, "maxLength": MAX_TYPE_LEN},
+        ("/v1/skills/payloads/", "payload_ref"): {"pattern": r"^(blob:)?sha256-"},
+        ("/v1/reviews", "status"): _REVIEW_STATUS,
+        ("/api/v1/tool-review/sessions", "status"): _REVIEW_STATUS,
+    }
+
+
+PARAMETER_RULES: dict[tuple[str, str], dict[str, Any]] = _rules()
+
+
+def _parameter_rule(path: str, name: str) -> dict[str, Any] | None:
+    found = [
+        (prefix, rule) for (prefix, param), rule in PARAMETER_RULES.items() if param == name and path.startswith(prefix)
+    ]
+    return max(found, key=lambda item: len(item[0]))[1] if found else None
+
+
+# ---------------------------------------------------------------- free-form JSON values
+
+#: Any JSON value the server accepts and can store (``StrictJsonMiddleware``): integral numbers must
+#: fit in 64 bits (signed), at any depth. Written without a union (``not`` plus ``items`` and
+#: ``additionalProperties``, which apply only to arrays and objects) because client generators
+#: (openapi-python-client) cannot follow a recursive ``anyOf``.
+JSON_VALUE: dict[str, Any] = {
+    "description": "Any JSON value; integers must fit in 64 bits (larger ones are 400 `validation_error`).",
+    "not": {"type": "integer", "anyOf": [{"minimum": 2**63}, {"maximum": -(2**63)}]},
+    "items": {"$ref": "#/components/schemas/JsonValue"},
+    "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+}
+_JSON_REF = {"$ref": "#/components/schemas/JsonValue"}
+_SHAPE_KEYS = {"type", "$ref", "anyOf", "oneOf", "allOf", "not", "enum", "const", "properties", "items", "format"}
+
+
+def _free_form(schema: Any) -> bool:
+    return schema is True or (isinstance(schema, dict) and not (_SHAPE_KEYS & set(schema)))
+
+
+def _bounded(schema: Any, close: bool = False) -> Any:
+    """A value slot's schema: free-form (``Any``) becomes a :data:`JSON_VALUE` reference."""
+    if _free_form(schema):
+        return {**schema, **_JSON_REF} if isinstance(schema, dict) else dict(_JSON_REF)
+    return _bound_json(schema, close=close)
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            yield ref.rsplit("/", 1)[-1]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def _closure(schemas: dict[str, Any], roots: Iterator[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in schemas:
+            continue
+        seen.add(name)
+        todo.extend(_refs(schemas[name]))
+    return seen
+
+
+def _request_only(spec: dict[str, Any]) -> set[str]:
+    """Component schemas used by request bodies or parameters and by no response.
+
+    Only these get :data:`JSON_VALUE` bounds: a reply may carry a number the server accepted as a
+    float (``1e300``) that JSON Schema cannot tell from a too-large integer."""
+    schemas: dict[str, Any] = spec.get("components", {}).get("schemas", {})
+    ops = [op for item in spec.get("paths", {}).values() for op in item.values() if isinstance(op, dict)]
+    requests = _closure(schemas, (r for op in ops for key in ("requestBody", "parameters") for r in _refs(op.get(key))))
+    replies = _closure(schemas, (r for op in ops for r in _refs(op.get("responses"))))
+    return requests - replies
+
+
+def _bound_json(schema: Any, *, close: bool = False) -> Any:
+    """``schema`` with every free-form value (``Any``, ``dict[str, Any]``'s values, extra keys of an
+    open model, ``list[Any]``'s items) replaced by :data:`JSON_VALUE`, so a client generating data
+    never sends a value the server must refuse (an integer beyond 64 bits)."""
+    if not isinstance(schema, dict):
+        return schema
+    if isinstance(schema.get("properties"), dict):
+        schema["properties"] = {name: _bounded(sub, close) for name, sub in schema["properties"].items()}
+        if close and "additionalProperties" not in schema:  # a model that ignores unknown keys
+            schema["additionalProperties"] = dict(_JSON_REF)
+    for key in ("items", "additionalProperties"):
+        if key in schema and schema[key] is not False:
+            schema[key] = _bounded(schema[key], close)
+    for key in ("anyOf", "oneOf", "prefixItems"):
+        if isinstance(schema.get(key), list):
+            schema[key] = [_bounded(sub, close) for sub in schema[key]]
+    for key in ("allOf",):
+        if isinstance(schema.get(key), list):
+            schema[key] = [_bound_json(sub, close=close) for sub in schema[key]]
+    return schema
+
+
 def build_openapi(app: FastAPI, ctx: Any) -> dict[str, Any]:
     """FastAPI's document for ``app`` corrected into the contract the server keeps."""
     spec = get_openapi(
@@ -237,6 +362,9 @@ def build_openapi(app: FastAPI, ctx: Any) -> dict[str, Any]:
         schemas[model.__name__] = schema
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    for name in _request_only(spec):
+        _bound_json(schemas[name], close=True)
+    schemas["JsonValue"] = JSON_VALUE
     components["securitySchemes"] = SECURITY_SCHEMES
     routes = {
         (method, _template(route.path)): route
@@ -252,6 +380,16 @@ def build_openapi(app: FastAPI, ctx: Any) -> dict[str, Any]:
             if not isinstance(op, dict) or "responses" not in op:
                 continue
             key = (method.upper(), path)
+            for param in op.get("parameters", []):
+                rule = _parameter_rule(path, param.get("name", ""))
+                if rule is not None and isinstance(param.get("schema"), dict):
+                    schema = param["schema"]
+                    target = next((b for b in schema.get("anyOf", []) if b.get("type") == "string"), schema)
+                    target.update(rule)
+                _bound_json(param.get("schema"))
+            for media in op.get("requestBody", {}).get("content", {}).values():
+                if "schema" in media:
+                    media["schema"] = _bound_json(media["schema"])
             responses: dict[str, Any] = op["responses"]
             responses.pop("422", None)
             if key in MEDIA:

@@ -15,8 +15,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_TARGET = re.compile(r"^(?:(?:flow|agent):)?[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$")
+TARGET_PATTERN = r"^(?:(?:flow|agent):)?[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$"
+_TARGET = re.compile(TARGET_PATTERN)
 _HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+_NONE: dict[str, Any] = {"enum": [None, ""]}
+
+
+def _only(field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    others = {name: _NONE for name in ("target", "flow_id", "agent_id") if name != field}
+    return {"required": [field], "properties": {field: schema, **others}}
+
+
+#: ``InputSpec``'s "exactly one of target, flow_id or agent_id" (a model validator), for the document.
+ONE_TARGET: dict[str, Any] = {
+    "anyOf": [
+        _only("target", {"type": "string", "pattern": TARGET_PATTERN}),
+        _only("flow_id", {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,194}$"}),
+        _only("agent_id", {"type": "string", "pattern": TARGET_PATTERN}),
+    ]
+}
 ConditionType = Literal["path_prefix", "header_equals", "json_field_equals"]
 
 
@@ -37,14 +54,25 @@ def split_target(target: str) -> tuple[str, str]:
 class RoutingRule(BaseModel):
     """Send matching requests to another target. Rules are tried in order; the first match wins."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "if": {"properties": {"condition_type": {"const": "path_prefix"}}},
+            "else": {
+                "required": ["condition_target"],
+                "properties": {"condition_target": {"type": "string", "minLength": 1}},
+            },
+        },
+    )
 
     condition_type: ConditionType
     condition_value: str = Field(max_length=1000)
     condition_target: str | None = Field(
         default=None, max_length=200, description="Header name, or dotted JSON field path."
     )
-    agent_id: str = Field(max_length=300, description="The target of matching requests.")
+    agent_id: str = Field(
+        max_length=300, description="The target of matching requests.", json_schema_extra={"pattern": TARGET_PATTERN}
+    )
 
     @field_validator("agent_id")
     @classmethod
@@ -81,7 +109,11 @@ class InputConfig(BaseModel):
     concurrency: int = Field(default=10, ge=1, le=10_000)
     routing_rules: list[RoutingRule] = Field(default_factory=list, max_length=100)
     response_control: ResponseControl = Field(default_factory=ResponseControl)
-    forward_headers: list[str] = Field(default_factory=list, max_length=100)
+    forward_headers: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        json_schema_extra={"items": {"type": "string", "pattern": _HEADER.pattern}},
+    )
     cors_enabled: bool = False
     audit_enabled: bool = True
     jwt_public_key_path: str | None = Field(default=None, max_length=2000)
@@ -114,7 +146,7 @@ _SETTINGS = tuple(InputConfig.model_fields)
 class InputSpec(InputConfig):
     """Create an input: a target (``target``, or ``flow_id`` / ``agent_id``) and its settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_TARGET)
 
     name: str = Field(default="", max_length=200)
     target: str | None = Field(default=None, max_length=300)

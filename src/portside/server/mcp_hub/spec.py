@@ -14,6 +14,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 _NAME = re.compile(NAME_PATTERN)
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HEADER_KEY = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]"
 _ALIASES = {"http": STREAMABLE_HTTP, "streamable-http": STREAMABLE_HTTP, "streamable_http": STREAMABLE_HTTP}
 
 TransportName = Literal["stdio", "streamable_http", "sse"]
@@ -66,21 +67,54 @@ def _split_command(data: Any) -> Any:
     return data
 
 
+#: ``ServerSpec``'s shape rule (``_complete``): stdio takes a command and no url; streamable_http
+#: and sse take an http(s) url and no command. For the document; the validator enforces it.
+_EMPTY: dict[str, Any] = {"enum": [None, ""]}
+SERVER_SHAPE: dict[str, Any] = {
+    "anyOf": [
+        {
+            "required": ["command"],
+            "properties": {
+                "transport": {"enum": ["stdio", None]},
+                "command": {"type": "string", "minLength": 1},
+                "url": _EMPTY,
+            },
+        },
+        {
+            "required": ["url"],
+            "properties": {
+                "transport": {"enum": ["streamable_http", "sse", None]},
+                "url": {"type": "string", "pattern": URL_PATTERN},
+                "command": _EMPTY,
+            },
+        },
+    ]
+}
+ENV_DOC: dict[str, Any] = {
+    "propertyNames": {"pattern": _ENV_KEY.pattern},
+    "additionalProperties": {"type": "string", "pattern": "^[^\\x00]*$"},
+}
+HEADERS_DOC: dict[str, Any] = {
+    "propertyNames": {"pattern": _HEADER_KEY.pattern},
+    "additionalProperties": {"type": "string", "pattern": "^[^\\r\\n\\x00]*$"},
+}
+
+
 class ServerSpec(BaseModel):
     """Register a server: ``command`` (+ ``args``, ``env``, ``cwd``) for stdio, or ``url`` (+ ``headers``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=SERVER_SHAPE)
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, json_schema_extra={"pattern": NAME_PATTERN})
     transport: TransportName | None = Field(
         default=None, description="stdio | streamable_http | sse; default: stdio with a command, else streamable_http."
     )
     command: str | None = Field(default=None, max_length=2000)
     args: list[str] = Field(default_factory=list, max_length=200)
-    env: dict[str, str] = Field(default_factory=dict, max_length=200)
+    env: dict[str, str] = Field(default_factory=dict, max_length=200, json_schema_extra=ENV_DOC)
     cwd: str | None = Field(default=None, max_length=2000)
     url: str | None = Field(default=None, max_length=2000)
-    headers: dict[str, str] = Field(default_factory=dict, max_length=100)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=100, json_schema_extra=HEADERS_DOC)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     description: str = Field(default="", max_length=5000)
     connect: bool = Field(default=False, description="Connect right after registering.")
@@ -138,10 +172,10 @@ class ServerPatch(BaseModel):
     transport: TransportName | None = None
     command: str | None = Field(default=None, max_length=2000)
     args: list[str] | None = Field(default=None, max_length=200)
-    env: dict[str, str] | None = Field(default=None, max_length=200)
+    env: dict[str, str] | None = Field(default=None, max_length=200, json_schema_extra=ENV_DOC)
     cwd: str | None = Field(default=None, max_length=2000)
-    url: str | None = Field(default=None, max_length=2000)
-    headers: dict[str, str] | None = Field(default=None, max_length=100)
+    url: str | None = Field(default=None, max_length=2000, json_schema_extra={"pattern": URL_PATTERN})
+    headers: dict[str, str] | None = Field(default=None, max_length=100, json_schema_extra=HEADERS_DOC)
     timeout_seconds: float | None = Field(default=None, gt=0, le=600)
     description: str | None = Field(default=None, max_length=5000)
 

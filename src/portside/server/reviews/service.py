@@ -62,6 +62,36 @@ UNKNOWN_PROVIDER: dict[str, Any] = {"name": "unknown", "public_key_url": None}
 _DECISIONS = {"approve": APPROVED, "approved": APPROVED, "reject": REJECTED, "rejected": REJECTED}
 
 
+#: What ``reviews.service.normalize_tool`` accepts (its own code, ``invalid_tool``), for the document.
+TOOL_DOC: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+        "description": {"type": "string"},
+        "provider": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "public_key_url": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            },
+        },
+        **{
+            key: {
+                "type": "object",
+                "properties": {
+                    "properties": {"type": "object"},
+                    "required": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+            for key in ("schema", "tool_schema", "inputSchema", "parameters")  # (and the alias input_schema)
+        },
+    },
+}
+DECISION_DOC: dict[str, Any] = {"enum": ["approve", "approved", "reject", "rejected"]}
+
+
 def normalize_tool(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The stored (and signed) form of a submitted tool: the SDK ``Tool`` shape with ``schema``.
 

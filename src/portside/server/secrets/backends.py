@@ -28,7 +28,7 @@ try:  # fcntl is POSIX-only; without it the file backend is safe within one proc
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SECRET_NAME_RE = _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class SecretValue:
@@ -580,6 +580,38 @@ class VaultBackend(SecretBackend):
 # --------------------------------------------------------------------------- factory
 
 
+#: ``file_path`` of the encrypted-file backend: a relative path of plain components (no ``.``/``..``,
+#: no hidden names), resolved under ``<data_dir>/secrets/`` (the request schemas document it).
+SECRET_FILE_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){0,7}$"
+_SECRET_FILE_RE = re.compile(SECRET_FILE_PATTERN)
+SECRET_FILE_DIR = "secrets"
+
+
+def secret_file_path(data_dir: Path, file_path: object) -> Path:
+    """Where the encrypted-file backend may keep ``file_path``: under ``<data_dir>/secrets/`` only.
+
+    A caller-chosen path is confined so an admin key cannot make the server (often root) create or
+    overwrite files anywhere on the host: an absolute path, a ``..`` or ``.`` component, a hidden
+    name or any other character is 400 ``invalid_secret_file_path``, and so is a path that resolves
+    outside the directory (through a symlink)."""
+    base = Path(data_dir) / SECRET_FILE_DIR
+    if not isinstance(file_path, str) or not _SECRET_FILE_RE.fullmatch(file_path):
+        raise InvalidInput(
+            "file_path must be a relative path under <data_dir>/secrets/ (components of letters, digits, "
+            "'.', '_' and '-', not starting with '.'; no absolute path, no '..')",
+            code="invalid_secret_file_path",
+            details={"pattern": SECRET_FILE_PATTERN},
+        )
+    path = base / file_path
+    root = base.resolve()
+    resolved = path.resolve()
+    if resolved == root or root not in resolved.parents:
+        raise InvalidInput(
+            "file_path resolves outside <data_dir>/secrets/", code="invalid_secret_file_path", details={}
+        )
+    return path
+
+
 def backend_from_config(
     config: Mapping[str, Any],
     *,
@@ -588,7 +620,8 @@ def backend_from_config(
 ) -> SecretBackend:
     """Build a backend from the SDK's ``SecretBackendConfig`` shape.
 
-    ``backend_type``: ``encrypted_file`` (``file_path`` defaults to ``<data_dir>/secrets.json``;
+    ``backend_type``: ``encrypted_file`` (``file_path`` defaults to ``<data_dir>/secrets.json``; a
+    given one is relative to ``<data_dir>/secrets/`` and confined there, :func:`secret_file_path`;
     ``encryption_key`` overrides the server key), ``os_keychain``, or ``vault`` (``vault_config``).
     """
     kind = str(config.get("backend_type") or "encrypted_file")
@@ -597,7 +630,8 @@ def backend_from_config(
 
         key = config.get("encryption_key")
         file_cipher = SecretCipher(parse_key(key)) if key else cipher
-        path = Path(config.get("file_path") or Path(data_dir) / "secrets.json")
+        file_path = config.get("file_path")
+        path = Path(data_dir) / "secrets.json" if file_path is None else secret_file_path(data_dir, file_path)
         return EncryptedFileBackend(path, file_cipher)
     if kind == "os_keychain":
         return KeyringBackend(cipher=cipher)

@@ -21,6 +21,49 @@ MIN_TTL_MS, MAX_TTL_MS = 1_000, 3_600_000
 MAX_CONCURRENCY = 10_000
 
 
+#: A JSON Schema as the OpenAPI document describes ``inputSchema``/``outputSchema`` (a usable subset:
+#: the service accepts any valid JSON Schema, ``check_schema``).
+_SCHEMA_DOC: dict[str, Any] = {
+    "type": "object",
+    "description": "A JSON Schema (any valid one; this document lists the common keywords).",
+    "properties": {
+        "type": {"enum": ["object", "array", "string", "number", "integer", "boolean", "null"]},
+        "properties": {"type": "object", "additionalProperties": {"type": "object", "maxProperties": 0}},
+        "required": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "description": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+_SCOPE_DOC: dict[str, Any] = {
+    "anyOf": [
+        {"const": "any"},
+        {
+            "type": "object",
+            "properties": {"onBehalfOf": {"type": "string", "minLength": 1, "maxLength": 200}},
+            "required": ["onBehalfOf"],
+            "additionalProperties": False,
+        },
+    ]
+}
+#: One capability of a register frame, as :func:`parse_capability` checks it (for the OpenAPI document).
+CAPABILITY_DOC: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "maxLength": MAX_TYPE_LEN, "pattern": CAPABILITY_TYPE_RE.pattern},
+        "scope": _SCOPE_DOC,
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+        "leaseTtlMs": {"type": "integer", "minimum": MIN_TTL_MS, "maximum": MAX_TTL_MS},
+        "inputSchema": _SCHEMA_DOC,
+        "outputSchema": _SCHEMA_DOC,
+        "description": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+#: A register frame's ``capabilities`` (distinct types; checked by :func:`parse_capabilities`).
+CAPABILITIES_DOC: dict[str, Any] = {"minItems": 1, "maxItems": 1000, "items": CAPABILITY_DOC}
+
+
 def check_capability_type(value: Any) -> str:
     """Return ``value`` if it is a valid capability type, else raise 400 ``invalid_capability_type``."""
     if not isinstance(value, str) or len(value) > MAX_TYPE_LEN or not CAPABILITY_TYPE_RE.match(value):
@@ -95,20 +138,25 @@ def parse_scope(value: Any) -> str | None:
     )
 
 
+def _integral(value: Any) -> Any:
+    """``5.0`` is the JSON integer 5 (JSON Schema says so; some clients send it): as an ``int``."""
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 else value
+
+
 def parse_capability(raw: Any) -> CapabilitySpec:
     """Validate one capability object from a register frame (neuron or native)."""
     if not isinstance(raw, dict):
         raise InvalidInput("each capability must be an object", code="invalid_capability")
     ctype = check_capability_type(raw.get("type"))
     scope = parse_scope(raw.get("scope", "any"))
-    concurrency = raw.get("concurrency", 1)
+    concurrency = _integral(raw.get("concurrency", 1))
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidInput(
             f"capability concurrency must be an integer in 1..{MAX_CONCURRENCY}",
             code="invalid_capability",
             details={"capability": ctype, "concurrency": concurrency if isinstance(concurrency, int) else None},
         )
-    ttl = raw.get("leaseTtlMs", raw.get("lease_ttl_ms"))
+    ttl = _integral(raw.get("leaseTtlMs", raw.get("lease_ttl_ms")))
     if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or not MIN_TTL_MS <= ttl <= MAX_TTL_MS):
         raise InvalidInput(
             f"leaseTtlMs must be an integer in {MIN_TTL_MS}..{MAX_TTL_MS}",

@@ -41,7 +41,7 @@ class BrowserExec(BaseModel):
 
 
 class BrowserBatch(BaseModel):
-    commands: list[str] = Field(..., min_length=1)
+    commands: list[str] = Field(..., min_length=1, json_schema_extra={"items": {"type": "string", "minLength": 1}})
     timeout: int = Field(default=60, ge=1, le=600)
     stop_on_error: bool = True
     description: str | None = None

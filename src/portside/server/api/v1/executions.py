@@ -15,7 +15,7 @@ from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
-from portside.server.flows.schemas import ExecutionList, ExecutionOut
+from portside.server.flows.schemas import ExecutionOut, FlowExecutionList
 from portside.server.flows.serialize import execution_dict
 from portside.server.flows.service import ExecutionService
 
@@ -60,7 +60,7 @@ async def start_execution(
     return execution_dict(view)
 
 
-@router.get("", response_model=ExecutionList)
+@router.get("", response_model=FlowExecutionList)
 async def list_executions(
     flow_id: str | None = Query(default=None, max_length=100),
     status: str | None = Query(default=None, max_length=16),

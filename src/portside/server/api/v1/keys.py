@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, Field
 
-from portside.server.auth import Principal
+from portside.server.auth import SCOPES, Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import current_principal
 from portside.types.common import Page
@@ -21,9 +21,16 @@ from portside.types.keys import ApiKey, CreatedApiKey, WhoAmI
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
+#: ``scopes`` items as the key service checks them (its own message), for the document.
+SCOPE_ITEMS: dict[str, Any] = {"type": "string", "enum": sorted(SCOPES)}
+
+
 class KeyCreate(BaseModel):
     name: str = Field(default="", max_length=200)
-    scopes: list[str] = Field(default_factory=lambda: ["read", "write"])
+    scopes: list[str] = Field(
+        default_factory=lambda: ["read", "write"],
+        json_schema_extra={"items": SCOPE_ITEMS},  # the service's check and code
+    )
     owner: str | None = Field(default=None, max_length=200)
 
 

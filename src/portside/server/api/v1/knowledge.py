@@ -41,21 +41,37 @@ def svc(ctx: AppContext = Depends(get_ctx)) -> KnowledgeService:
     return ctx.service("knowledge", KnowledgeService)
 
 
+#: Service rules the request schemas state (``knowledge.records`` / ``knowledge.service`` enforce them).
+TEXT = r"\S"  # some non-blank character
+ITEM_ID = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]{0,198}[^\s\x00-\x1f\x7f])?$"
+SOURCE_TYPE = r"^[a-z][a-z0-9_]{0,31}$"
+CHUNKING: list[Any] = ["auto", "text", "markdown", "none"]
+
+
 class AddItem(BaseModel):
     """One item to add; an existing ``id`` of the caller is replaced."""
 
     model_config = ConfigDict(extra="forbid")
 
-    content: str
-    id: str | None = None
-    source: str | None = None
-    source_type: str = "document"
-    agent_id: str | None = None
+    # The rules below are enforced by the service (its own error codes); the schema states them.
+    content: str = Field(json_schema_extra={"minLength": 1, "pattern": TEXT})
+    id: str | None = Field(default=None, json_schema_extra={"pattern": ITEM_ID})
+    source: str | None = Field(default=None, json_schema_extra={"maxLength": 1000})
+    source_type: str = Field(default="document", json_schema_extra={"pattern": SOURCE_TYPE})
+    agent_id: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": 200})
     metadata: dict[str, Any] = Field(default_factory=dict)
     timestamp: datetime | None = None
-    chunking: str = Field(default="auto", description="auto, text, markdown or none (one chunk).")
-    chunk_size: int | None = Field(default=None, description="Words per chunk (default 160).")
-    chunk_overlap: int | None = Field(default=None, description="Words shared by consecutive chunks (default 32).")
+    chunking: str = Field(
+        default="auto", description="auto, text, markdown or none (one chunk).", json_schema_extra={"enum": CHUNKING}
+    )
+    chunk_size: int | None = Field(
+        default=None, description="Words per chunk (default 160).", json_schema_extra={"minimum": 8, "maximum": 4000}
+    )
+    chunk_overlap: int | None = Field(
+        default=None,
+        description="Words shared by consecutive chunks (default 32); smaller than chunk_size.",
+        json_schema_extra={"minimum": 0, "maximum": 3999},
+    )
 
     def to_new(self) -> NewItem:
         return NewItem(**self.model_dump())
@@ -72,22 +88,43 @@ class Scope(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str
-    agent_id: str | None = None
+    query: str = Field(json_schema_extra={"minLength": 1, "maxLength": 10_000, "pattern": TEXT})
+    agent_id: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": 200})
     include_shared: bool = Field(default=False, description="With agent_id: also items without an agent.")
-    source_types: list[str] | None = None
-    filter: dict[str, Any] | None = Field(default=None, description="Equalities on item metadata.")
+    source_types: list[str] | None = Field(
+        default=None, json_schema_extra={"items": {"type": "string", "pattern": SOURCE_TYPE}}
+    )
+    filter: dict[str, Any] | None = Field(
+        default=None,
+        description="Equalities on item metadata.",
+        json_schema_extra={
+            "propertyNames": {"pattern": r"^[A-Za-z0-9_.:-]{1,64}$"},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": 200},
+                    {"type": "integer", "minimum": -(2**63 - 1), "maximum": 2**63 - 1},
+                    {"type": "number", "not": {"type": "integer"}},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+        },
+    )
     threshold: float | None = Field(default=None, description="Minimum cosine similarity (default 0.3).")
 
 
 class SearchBody(Scope):
-    top_k: int = 5
+    top_k: int = Field(default=5, json_schema_extra={"minimum": 1, "maximum": 100})
     per_item: bool = Field(default=True, description="Only the best passage of each item.")
 
 
 class ContextBody(Scope):
-    max_items: int = 5
-    max_tokens: int | None = Field(default=None, description="Token budget (default 1024 model tokens).")
+    max_items: int = Field(default=5, json_schema_extra={"minimum": 1, "maximum": 100})
+    max_tokens: int | None = Field(
+        default=None,
+        description="Token budget (default 1024 model tokens).",
+        json_schema_extra={"minimum": 1, "maximum": 100_000},
+    )
 
 
 def item_view(item: Item) -> dict[str, Any]:

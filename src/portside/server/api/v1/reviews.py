@@ -29,7 +29,7 @@ from portside.server.reviews.schemas import (
     SigningKeyList,
     SigningKeyOut,
 )
-from portside.server.reviews.service import ReviewService
+from portside.server.reviews.service import DECISION_DOC, TOOL_DOC, ReviewService
 from portside.server.reviews.signing import REVOCATION_REASONS, KeyStore
 from portside.server.secrets.service import cipher_of
 
@@ -48,14 +48,17 @@ def svc(ctx: AppContext = Depends(get_ctx)) -> ReviewService:
 class SubmitReview(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tool: dict[str, Any] = Field(description="Tool definition: name, description, schema (or inputSchema), provider.")
+    tool: dict[str, Any] = Field(
+        description="Tool definition: name, description, schema (or inputSchema), provider.",
+        json_schema_extra=TOOL_DOC,
+    )
     source: str | None = Field(default=None, description="The tool's Python source, scanned as well.")
     submitted_by: str | None = Field(default=None, max_length=200)
     priority: str = "normal"
 
 
 class Decision(BaseModel):
-    decision: str = Field(description="approve or reject")
+    decision: str = Field(description="approve or reject", json_schema_extra=DECISION_DOC)
     reason: str | None = Field(default=None, max_length=10_000)
     comments: str | None = Field(default=None, max_length=10_000, description="Alias of reason.")
     reviewer_id: str | None = Field(default=None, max_length=200)

@@ -16,6 +16,7 @@ from portside.server.auth import Principal
 from portside.server.clock import isoformat
 from portside.server.context import AppContext, get_ctx
 from portside.server.deps import require
+from portside.server.secrets.backends import SECRET_FILE_PATTERN, SECRET_NAME_RE
 from portside.server.secrets.schemas import (
     SecretAuditPage,
     SecretBackendOut,
@@ -40,8 +41,10 @@ def svc(ctx: AppContext = Depends(get_ctx)) -> SecretService:
 class StoreSecret(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: str = Field(max_length=128)
-    name: str = Field(max_length=128)
+    agent_id: str = Field(
+        max_length=128, json_schema_extra={"pattern": SECRET_NAME_RE.pattern}
+    )  # the service's rule and code
+    name: str = Field(max_length=128, json_schema_extra={"pattern": SECRET_NAME_RE.pattern})
     value: str = Field(max_length=65536)
     description: str | None = Field(default=None, max_length=2000)
 
@@ -64,11 +67,23 @@ class VaultSettings(BaseModel):
 
 
 class BackendConfig(BaseModel):
-    """The Symbiont SDK's ``SecretBackendConfig``."""
+    """The Symbiont SDK's ``SecretBackendConfig`` (``vault`` needs ``vault_config``, checked by the service)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"backend_type": {"const": "vault"}}, "required": ["backend_type"]},
+            "then": {"required": ["vault_config"], "properties": {"vault_config": {"type": "object"}}},
+        }
+    )
 
     backend_type: Literal["vault", "encrypted_file", "os_keychain"]
     vault_config: VaultSettings | None = None
-    file_path: str | None = None
+    file_path: str | None = Field(
+        default=None,
+        description="Encrypted-file backend: a relative path under `<data_dir>/secrets/` (default: "
+        "`<data_dir>/secrets.json`); an absolute path or `..` is 400 `invalid_secret_file_path`.",
+        json_schema_extra={"pattern": SECRET_FILE_PATTERN},  # enforced by the service (its own code)
+    )
     encryption_key: str | None = None
 
 

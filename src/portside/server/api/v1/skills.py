@@ -46,11 +46,15 @@ class PayloadCreate(BaseModel):
     kind: str = Field(default="generic", min_length=1, max_length=64)
 
 
+#: Keys the service checks (``skills.service._check_key``, its own message); the schema states the rule.
+SKILL_KEY: dict[str, Any] = {"pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"}
+
+
 class CandidateCreate(BaseModel):
-    skill_key: str
-    source_execution_ids: list[str]
-    scenario_key: str | None = None
-    payload_ref: str | None = None
+    skill_key: str = Field(json_schema_extra=SKILL_KEY)
+    source_execution_ids: list[str] = Field(json_schema_extra={"minItems": 1})
+    scenario_key: str | None = Field(default=None, json_schema_extra=SKILL_KEY)
+    payload_ref: str | None = Field(default=None, json_schema_extra={"pattern": r"^(blob:)?sha256-"})
     summary: str | None = None
     usage_notes: str | None = None
     preconditions: dict[str, Any] | None = None
@@ -81,11 +85,11 @@ class DeleteReason(BaseModel):
 
 
 class BenchmarkCreate(BaseModel):
-    id: str | None = None
+    id: str | None = Field(default=None, json_schema_extra=SKILL_KEY)
     skill_key: str | None = None
     description: str | None = None
-    cases: list[BenchmarkCase]
-    pass_threshold: float = 1.0
+    cases: list[BenchmarkCase] = Field(json_schema_extra={"minItems": 1})
+    pass_threshold: float = Field(default=1.0, json_schema_extra={"minimum": 0, "maximum": 1})
 
 
 class RunSkill(BaseModel):

@@ -27,10 +27,10 @@ class TaskCreate(BaseModel):
         json_schema_extra={"pattern": CAPABILITY_TYPE_RE.pattern},  # enforced by the service (its own code)
     )
     input: Any = None
-    on_behalf_of: str | None = Field(default=None, max_length=200)
-    idempotency_key: str | None = Field(default=None, max_length=255)
-    timeout_s: float | None = None
-    max_attempts: int | None = None
+    on_behalf_of: str | None = Field(default=None, max_length=200, json_schema_extra={"minLength": 1})
+    idempotency_key: str | None = Field(default=None, max_length=255, json_schema_extra={"minLength": 1})
+    timeout_s: float | None = Field(default=None, json_schema_extra={"exclusiveMinimum": 0, "maximum": 2_592_000})
+    max_attempts: int | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": 100})
     metadata: dict[str, Any] = Field(default_factory=dict)
     workflow_id: str | None = Field(default=None, max_length=200)
 

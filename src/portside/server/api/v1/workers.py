@@ -21,6 +21,7 @@ from portside.server.context import AppContext
 from portside.server.deps import _ANONYMOUS_ADMIN, bearer_token, current_principal
 from portside.server.errors import InvalidInput, Unauthenticated
 from portside.server.workers.broker import ResultRequest
+from portside.server.workers.capabilities import CAPABILITIES_DOC
 from portside.server.workers.config import WorkersConfig
 from portside.server.workers.domain import Frame, ResultOutcome
 from portside.server.workers.frames import SSE_SEP, render_native
@@ -170,18 +171,35 @@ async def worker_events(
 # -- the Portside Worker protocol ---------------------------------------------------------------
 
 
+#: ``protocolVersion``: any ``1.x.y`` (``workers.broker``; its own code), for the document.
+PROTOCOL_DOC: dict[str, Any] = {"type": "string", "pattern": r"^v?0*1(\.[0-9A-Za-z.+-]*)?$"}
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class RegisterBody(_Body):
-    protocol_version: str = Field(default="1.0.0", alias="protocolVersion", max_length=32)
-    capabilities: list[Any]
+    protocol_version: str = Field(
+        default="1.0.0", alias="protocolVersion", max_length=32, json_schema_extra=PROTOCOL_DOC
+    )
+    capabilities: list[Any] = Field(json_schema_extra=CAPABILITIES_DOC)  # the service's rules and codes
     labels: dict[str, Any] = Field(default_factory=dict)
 
 
+#: Heartbeat ``inFlight`` entries: lease ids or ``{"leaseId": ...}`` objects (``lease_ids_of``).
+IN_FLIGHT_DOC: dict[str, Any] = {
+    "items": {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "object", "properties": {"leaseId": {"type": "string"}}, "required": ["leaseId"]},
+        ]
+    }
+}
+
+
 class HeartbeatBody(_Body):
-    in_flight: list[Any] = Field(default_factory=list, alias="inFlight")
+    in_flight: list[Any] = Field(default_factory=list, alias="inFlight", json_schema_extra=IN_FLIGHT_DOC)
 
 
 class ResultItem(_Body):
@@ -201,7 +219,7 @@ class ResultsBody(_Body):
 
 class ProgressBody(_Body):
     lease_id: str = Field(alias="leaseId", min_length=1, max_length=64)
-    percent: float | None = None
+    percent: float | None = Field(default=None, json_schema_extra={"minimum": 0, "maximum": 100})
     message: str | None = None
     data: Any = None
 

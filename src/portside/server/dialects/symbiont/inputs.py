@@ -25,7 +25,7 @@ from portside.server.inputs.schemas import (
     SymbiontTriggerResult,
 )
 from portside.server.inputs.service import InputService, InputView
-from portside.server.inputs.spec import InputPatch, InputSpec
+from portside.server.inputs.spec import TARGET_PATTERN, InputPatch, InputSpec
 from portside.server.ratelimit import rate_limited
 
 router = APIRouter(tags=["symbiont"], route_class=WireRoute)
@@ -58,7 +58,7 @@ class HttpInputConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    agent_id: str = Field(min_length=1, max_length=300)
+    agent_id: str = Field(min_length=1, max_length=300, json_schema_extra={"pattern": TARGET_PATTERN})
     auth_header: str | None = None
 
 

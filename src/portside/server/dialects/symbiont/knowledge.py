@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from portside.server.api.v1.knowledge import ITEM_ID, SOURCE_TYPE, TEXT
 from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat
@@ -43,17 +44,19 @@ class VectorMetadata(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     source: str = Field(max_length=1000)
-    source_type: str = "document"
+    source_type: str = Field(default="document", json_schema_extra={"pattern": SOURCE_TYPE})
     chunk_index: int | None = None
     timestamp: datetime | None = None
     agent_id: str | None = None
 
 
-class KnowledgeItem(BaseModel):
+class SymbiontNewKnowledgeItem(BaseModel):
+    """``symbiont.KnowledgeItem`` as the SDK sends it to `POST /api/v1/knowledge`."""
+
     model_config = ConfigDict(extra="ignore")
 
-    id: str
-    content: str
+    id: str = Field(json_schema_extra={"pattern": ITEM_ID})  # the service's rules, its own codes
+    content: str = Field(json_schema_extra={"minLength": 1, "pattern": TEXT})
     embedding: list[float] | None = None
     metadata: VectorMetadata
 
@@ -61,19 +64,21 @@ class KnowledgeItem(BaseModel):
 class VectorSearchRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    query: str
-    agent_id: str | None = None
-    source_types: list[str] = Field(default_factory=list)
-    limit: int = 10
+    query: str = Field(json_schema_extra={"minLength": 1, "maxLength": 10_000, "pattern": TEXT})
+    agent_id: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": 200})
+    source_types: list[str] = Field(
+        default_factory=list, json_schema_extra={"items": {"type": "string", "pattern": SOURCE_TYPE}}
+    )
+    limit: int = Field(default=10, json_schema_extra={"minimum": 1, "maximum": 100})
     similarity_threshold: float = 0.7
 
 
 class ContextQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    query: str
-    agent_id: str | None = None
-    max_context_items: int = 5
+    query: str = Field(json_schema_extra={"minLength": 1, "maxLength": 10_000, "pattern": TEXT})
+    agent_id: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": 200})
+    max_context_items: int = Field(default=5, json_schema_extra={"minimum": 1, "maximum": 100})
     include_conversation_history: bool = True
 
 
@@ -95,7 +100,7 @@ def _symbiont_item(p: Passage) -> dict[str, Any]:
 
 @router.post("/knowledge", response_model=SymbiontKnowledgeAdded)
 async def add_knowledge_item(
-    body: KnowledgeItem, s: KnowledgeService = Depends(svc), caller: Principal = Writer
+    body: SymbiontNewKnowledgeItem, s: KnowledgeService = Depends(svc), caller: Principal = Writer
 ) -> Any:
     meta = body.metadata
     extra = {k: v for k, v in (meta.model_extra or {}).items()}

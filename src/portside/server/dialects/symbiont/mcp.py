@@ -19,7 +19,7 @@ from portside.server.context import AppContext, get_ctx
 from portside.server.errors import InvalidInput
 from portside.server.mcp_hub.schemas import SymbiontMcpConnection, SymbiontMcpResource, SymbiontMcpTool
 from portside.server.mcp_hub.service import McpHubService, ResourceInfo, ServerView, ToolInfo
-from portside.server.mcp_hub.spec import ServerSpec
+from portside.server.mcp_hub.spec import ENV_DOC, NAME_PATTERN, ServerSpec
 from portside.server.ratelimit import rate_limited
 
 router = APIRouter(tags=["symbiont"], route_class=WireRoute)
@@ -37,9 +37,9 @@ class McpServerConfig(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, json_schema_extra={"pattern": NAME_PATTERN})
     command: list[str] = Field(min_length=1, max_length=200)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, json_schema_extra=ENV_DOC)
     cwd: str | None = Field(default=None, max_length=2000)
     timeout_seconds: int = Field(default=30, gt=0, le=600)
 

@@ -21,7 +21,7 @@ from portside.server.reviews.schemas import (
     SignedTool,
     SigningOut,
 )
-from portside.server.reviews.service import ReviewService
+from portside.server.reviews.service import DECISION_DOC, TOOL_DOC, ReviewService
 
 router = APIRouter(tags=["symbiont"], route_class=WireRoute)
 Reader = Depends(rate_limited("read"))
@@ -38,7 +38,7 @@ class ReviewSessionCreate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    tool: dict[str, Any]
+    tool: dict[str, Any] = Field(json_schema_extra=TOOL_DOC)
     submitted_by: str | None = Field(default=None, max_length=200)
     priority: str | None = "normal"
 
@@ -46,7 +46,7 @@ class ReviewSessionCreate(BaseModel):
 class HumanReviewDecision(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    decision: str
+    decision: str = Field(json_schema_extra=DECISION_DOC)
     comments: str | None = Field(default=None, max_length=10_000)
     reviewer_id: str | None = Field(default=None, max_length=200)
 

@@ -12,6 +12,7 @@ from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.context import AppContext, get_ctx
 from portside.server.ratelimit import rate_limited
+from portside.server.secrets.backends import SECRET_NAME_RE
 from portside.server.secrets.schemas import (
     SecretBackendOut,
     SecretDeleted,
@@ -34,11 +35,15 @@ def svc(ctx: AppContext = Depends(get_ctx)) -> SecretService:
 class SecretRequest(BaseModel):
     """``symbiont.SecretRequest``; ``secret_value`` may be null on the wire (then 400)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"required": ["agent_id", "secret_name", "secret_value"]}
+    )
 
-    agent_id: str = Field(max_length=128)
-    secret_name: str = Field(max_length=128)
-    secret_value: str | None = Field(default=None, max_length=65536)
+    agent_id: str = Field(
+        max_length=128, json_schema_extra={"pattern": SECRET_NAME_RE.pattern}
+    )  # the service's rule and code
+    secret_name: str = Field(max_length=128, json_schema_extra={"pattern": SECRET_NAME_RE.pattern})
+    secret_value: str | None = Field(default=None, max_length=65536, json_schema_extra={"type": "string"})
     description: str | None = Field(default=None, max_length=2000)
 
 
