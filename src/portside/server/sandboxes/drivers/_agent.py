@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Iterator
 
 KERNEL_LAUNCHER = """\
 import sys
@@ -244,19 +245,22 @@ class _Capture:
         return self.size > self.cap
 
 
-def _proc_table() -> dict[int, tuple[int, float]]:
-    """pid -> (ppid, cpu seconds) of every visible process."""
-    table: dict[int, tuple[int, float]] = {}
+def _proc_stats() -> Iterator[tuple[int, list[bytes]]]:
+    """``(pid, fields)`` of every visible process; ``fields[0]`` is field 3 of ``/proc/<pid>/stat`` (state), so
+    ppid = 1, utime = 11, stime = 12, num_threads = 17, starttime = 19, rss = 21."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read().rsplit(b")", 1)[1].split()
+                yield int(entry), fh.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        table[int(entry)] = (int(stat[1]), (int(stat[11]) + int(stat[12])) / _CLK_TCK)
-    return table
+
+
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (ppid, cpu seconds) of every visible process."""
+    return {pid: (int(st[1]), (int(st[11]) + int(st[12])) / _CLK_TCK) for pid, st in _proc_stats()}
 
 
 def _descendants(root: int, table: dict[int, tuple[int, float]]) -> set[int]:
@@ -281,18 +285,7 @@ def _started_since(since_ticks: int) -> set[int]:
         spared |= _descendants(reaper, table)
     # Without a pid namespace of its own (the process driver) the agent sees the host: only its descendants.
     mine = _descendants(os.getpid(), table) if _CONFIG.get("stats_scope") == "descendants" else set(table)
-    found: set[int] = set()
-    for pid in mine:
-        if pid in spared:
-            continue
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                start = int(fh.read().rsplit(b")", 1)[1].split()[19])
-        except (OSError, ValueError, IndexError):
-            continue
-        if start >= since_ticks:
-            found.add(pid)
-    return found
+    return {pid for pid, st in _proc_stats() if pid in mine and pid not in spared and int(st[19]) >= since_ticks}
 
 
 def _kill_started_since(since_ticks: int) -> int:
@@ -496,18 +489,10 @@ async def _cpu_watchdog(interval: float = 1.0) -> None:
 
 def _op_stats() -> dict[str, Any]:
     """Usage of every process in the sandbox (pid namespace), or of the agent's descendants only."""
-    procs: dict[int, tuple[int, float, int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        # stat[0] is field 3 (state): ppid=1, utime=11, stime=12, num_threads=17, rss=21
-        cpu = (int(stat[11]) + int(stat[12])) / _CLK_TCK
-        procs[int(entry)] = (int(stat[1]), cpu, int(stat[17]), int(stat[21]) * _PAGE)
+    procs = {
+        pid: (int(st[1]), (int(st[11]) + int(st[12])) / _CLK_TCK, int(st[17]), int(st[21]) * _PAGE)
+        for pid, st in _proc_stats()
+    }
     if _CONFIG.get("stats_scope") == "descendants":
         keep = {os.getpid()}
         changed = True
