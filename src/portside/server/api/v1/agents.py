@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, Query
 
 from portside.server.agents.service import AgentPatch, AgentService, AgentSpec
 from portside.server.api.wire import WireRoute
@@ -60,10 +60,3 @@ async def delete_agent(
     agent_id: str, ctx: AppContext = Depends(get_ctx), _: Principal = Depends(require("write"))
 ) -> dict[str, Any]:
     return {**agent_dict(await _svc(ctx).delete(agent_id)), "deleted": True}
-
-
-def install(app: FastAPI, ctx: AppContext) -> None:
-    """Standalone mounting (the agents area normally does this)."""
-    from portside.server.agents.area import install as install_area
-
-    install_area(app, ctx)

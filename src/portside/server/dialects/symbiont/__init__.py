@@ -2,7 +2,7 @@
 
 Each module of this package serves one area: its ``router`` (paths relative to ``/api/v1``) is
 mounted under ``/api/v1``; an optional ``setup(app, ctx)`` runs first for extra wiring. Adding an
-area is one line in :data:`MODULES`; modules that do not exist (yet) are skipped.
+area is one line in :data:`MODULES`; a name without its module fails start-up (no silent skip).
 
 Error bodies are ``{"error", "code", "details", "message"}`` (the SDK ignores bodies and maps
 statuses: 401, 404, 429, anything else ``APIError``); ai-spine's ``/api/v1/user(s)`` routes keep
@@ -41,23 +41,11 @@ def render_error(status: int, code: str, message: str, details: dict[str, Any]) 
     return JSONResponse(body, status_code=status)
 
 
-def _load(name: str) -> Any | None:
-    qualified = f"{__name__}.{name}"
-    try:
-        return importlib.import_module(qualified)
-    except ModuleNotFoundError as exc:
-        if exc.name == qualified:
-            return None
-        raise
-
-
 def install(app: FastAPI, ctx: AppContext) -> None:
-    """Register the error renderer and mount every existing area module's router."""
+    """Register the error renderer and mount every area module's router (a missing module fails start-up)."""
     ctx.error_renderers.append((PREFIX, render_error))
     for name in MODULES:
-        module = _load(name)
-        if module is None:
-            continue
+        module = importlib.import_module(f"{__name__}.{name}")
         if hasattr(module, "setup"):
             module.setup(app, ctx)
         if hasattr(module, "router"):
