@@ -10,15 +10,12 @@
 from __future__ import annotations
 
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.conformance.test_symbiont_trust import _VaultKV
+from tests.conformance.test_symbiont_trust import _VaultKV, vault  # noqa: F401  (the in-test Vault KV v2 server)
 from tests.conftest import ADMIN_KEY, free_port
 from tests.reliability.server_process import server_process
 from tests.trust.test_trust_api import TOOL
@@ -115,20 +112,6 @@ async def test_retired_signing_key_is_refused(api: httpx.AsyncClient) -> None:
 # ---------------------------------------------------------------- Vault backend check
 
 
-@pytest.fixture
-def vault() -> Iterator[str]:
-    from http.server import ThreadingHTTPServer
-
-    _VaultKV.store = {}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _VaultKV)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-
-
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,7 +122,7 @@ def _vault_body(url: str, token: str) -> dict[str, Any]:
     return {"backend_type": "vault", "vault_config": {"url": url, "auth_method": "token", "token": token}}
 
 
-async def test_vault_backend_is_checked_when_configured(api: httpx.AsyncClient, vault: str) -> None:
+async def test_vault_backend_is_checked_when_configured(api: httpx.AsyncClient, vault: str) -> None:  # noqa: F811
     before = (await api.get("/v1/secret-backend")).json()
     down = await api.put("/v1/secret-backend", json=_vault_body(f"http://127.0.0.1:{_closed_port()}", _VaultKV.token))
     assert down.status_code == 502 and down.json()["error"]["code"] == "secret_backend_unreachable", down.text

@@ -9,14 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from portside.server.api.wire import WireRoute
 from portside.server.auth import Principal
 from portside.server.clock import isoformat, utcnow
 from portside.server.context import AppContext, get_ctx
-from portside.server.deployments.agents import AGENT_ID, AgentRegistry
+from portside.server.deployments.agents import AgentRegistry
 from portside.server.deployments.schemas import (
+    AgentFields,
     AgentMetricsOut,
     AgentStatusOut,
     CompileResult,
@@ -48,23 +49,8 @@ def deployments(ctx: AppContext = Depends(get_ctx)) -> DeploymentService:
     return ctx.service("agent_deployments", DeploymentService)
 
 
-class AgentBody(BaseModel):
+class AgentBody(AgentFields):
     """The Symbiont SDK ``Agent`` (``id`` optional here: generated when absent)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    # The service's rules (deployments.agents, its own messages), stated for the document.
-    id: str | None = Field(default=None, json_schema_extra={"pattern": AGENT_ID.pattern})
-    name: str = Field(json_schema_extra={"minLength": 1, "maxLength": 300, "pattern": r"\S"})
-    description: str = Field(default="", json_schema_extra={"maxLength": 10_000})
-    system_prompt: str = Field(default="", json_schema_extra={"maxLength": 100_000})
-    tools: list[str] = Field(
-        default_factory=list, json_schema_extra={"maxItems": 500, "items": {"type": "string", "minLength": 1}}
-    )
-    model: str = Field(default="", json_schema_extra={"maxLength": 200})
-    temperature: float = Field(default=0.0, json_schema_extra={"minimum": 0, "maximum": 2})
-    top_p: float = Field(default=1.0, json_schema_extra={"minimum": 0, "maximum": 1})
-    max_tokens: int = Field(default=0, json_schema_extra={"minimum": 0, "maximum": 10_000_000})
 
 
 class CompileBody(BaseModel):

@@ -18,6 +18,7 @@ from portside.server.clock import utcnow
 from portside.server.context import AppContext, get_ctx
 from portside.server.deployments.agents import AGENT_ID, AgentRegistry
 from portside.server.deployments.schemas import (
+    AgentFields,
     AgentMetricsOut,
     AgentStatusOut,
     CompileResult,
@@ -41,23 +42,10 @@ def deployments(ctx: AppContext = Depends(get_ctx)) -> DeploymentService:
     return ctx.service("agent_deployments", DeploymentService)
 
 
-class Agent(BaseModel):
-    """``symbiont.Agent``: all nine fields are sent by the SDK."""
+class Agent(AgentFields):
+    """``symbiont.Agent``: all nine fields are sent by the SDK, ``id`` included."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    # The service's rules (deployments.agents, its own messages), stated for the document.
     id: str = Field(json_schema_extra={"pattern": AGENT_ID.pattern})
-    name: str = Field(json_schema_extra={"minLength": 1, "maxLength": 300, "pattern": r"\S"})
-    description: str = Field(default="", json_schema_extra={"maxLength": 10_000})
-    system_prompt: str = Field(default="", json_schema_extra={"maxLength": 100_000})
-    tools: list[str] = Field(
-        default_factory=list, json_schema_extra={"maxItems": 500, "items": {"type": "string", "minLength": 1}}
-    )
-    model: str = Field(default="", json_schema_extra={"maxLength": 200})
-    temperature: float = Field(default=0.0, json_schema_extra={"minimum": 0, "maximum": 2})
-    top_p: float = Field(default=1.0, json_schema_extra={"minimum": 0, "maximum": 1})
-    max_tokens: int = Field(default=0, json_schema_extra={"minimum": 0, "maximum": 10_000_000})
 
 
 class AgentDeployRequest(BaseModel):
